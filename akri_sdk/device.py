@@ -104,6 +104,9 @@ class Device:
     properties: Mapping[str, str] = field(default_factory=dict)
     mounts: tuple[Mount, ...] = ()
     device_specs: tuple[DeviceSpec, ...] = ()
+    # Serialised pb.Device, computed once: a device that stays in the set is not
+    # re-encoded for every snapshot or every stream.
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str):
@@ -134,6 +137,14 @@ class Device:
 
     def __repr__(self) -> str:
         return f"Device(id={self.id!r}, properties={dict(self.properties)!r})"
+
+    def wire(self) -> bytes:
+        """This device as serialised `v0.Device` bytes (cached)."""
+        cached = self._wire
+        if cached is None:
+            cached = self.to_proto().SerializeToString()
+            object.__setattr__(self, "_wire", cached)
+        return cached
 
     def to_proto(self) -> pb.Device:
         return pb.Device(
@@ -191,9 +202,31 @@ def normalise_snapshot(devices: Iterable[Device], *, source: str = "handler") ->
     return tuple(by_id[key] for key in sorted(by_id))
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_DEVICES_TAG = b"\x0a"  # DiscoverResponse.devices: field 1, wire type 2 (length-delimited)
+
+
 def encode_snapshot(snapshot: Snapshot) -> bytes:
-    """Serialise a snapshot as a DiscoverResponse once, for every stream to send."""
-    return bytes(pb.DiscoverResponse(devices=[d.to_proto() for d in snapshot]).SerializeToString())
+    """Serialise a snapshot as a DiscoverResponse once, for every stream to send.
+
+    A repeated message field is just its elements, each tagged and length
+    prefixed, so the response is the concatenation of the cached device bytes.
+    """
+    parts: list[bytes] = []
+    for device in snapshot:
+        wire = device.wire()
+        parts.append(_DEVICES_TAG)
+        parts.append(_varint(len(wire)))
+        parts.append(wire)
+    return b"".join(parts)
 
 
 def decode_snapshot(data: bytes) -> Snapshot:

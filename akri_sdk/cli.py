@@ -1,0 +1,122 @@
+"""The `akri-dh` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from akri_sdk.logs import configure_logging
+    from akri_sdk.plugins import load_registry
+    from akri_sdk.runtime import RuntimeConfig, run
+
+    configure_logging(args.log_level, args.log_format)
+    registry = load_registry()
+    handlers = [registry.get(name)() for name in args.names]
+    config = RuntimeConfig.from_env()
+    if args.directory:
+        config = RuntimeConfig(
+            directory=Path(args.directory), pod_ip=config.pod_ip, port=config.port
+        )
+    run(*handlers, config=config)
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from akri_sdk.plugins import load_registry
+
+    registry = load_registry()
+    rows = []
+    for info in registry.plugins.values():
+        for name in info.handlers or [""]:
+            handler = registry.handlers.get(name)
+            rows.append(
+                {
+                    "plugin": info.name,
+                    "distribution": info.distribution,
+                    "version": info.version,
+                    "handler": name or None,
+                    "shared": getattr(handler, "shared", None) if handler else None,
+                    "style": (
+                        ("watch" if handler.is_event_driven() else "scan") if handler else None
+                    ),
+                }
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("PLUGIN", "DISTRIBUTION", "VERSION", "HANDLER", "STYLE")
+    table = [header] + [
+        (
+            r["plugin"],
+            r["distribution"] or "-",
+            r["version"] or "-",
+            r["handler"] or "-",
+            r["style"] or "-",
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from akri_sdk.details import details_schema
+    from akri_sdk.plugins import load_registry
+
+    handler = load_registry().get(args.name)
+    if handler.details is None:
+        print(f"{args.name} takes no discoveryDetails model", file=sys.stderr)
+        return 1
+    print(json.dumps(details_schema(handler.details), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="akri-dh", description="Run and inspect Akri discovery handlers written in Python."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="serve handlers by name and register them with the Agent")
+    run.add_argument("names", nargs="+", metavar="NAME", help="handler names, e.g. debugEcho")
+    run.add_argument(
+        "--directory",
+        help="the Agent's directory (default: $DISCOVERY_HANDLERS_DIRECTORY or /var/lib/akri)",
+    )
+    run.add_argument("--log-level", help="debug, info, warning, error (default: $AKRI_LOG_LEVEL)")
+    run.add_argument("--log-format", help="plain or json (default: $AKRI_LOG_FORMAT)")
+    run.set_defaults(func=_cmd_run)
+
+    plugins = sub.add_parser("plugins", help="list loaded plugins and their handlers")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(func=_cmd_plugins)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of a handler's discoveryDetails")
+    schema.add_argument("name", metavar="NAME")
+    schema.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from akri_sdk.plugins import PluginError
+
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except (PluginError, ValueError, RuntimeError) as error:
+        print(f"akri-dh: {error}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
