@@ -87,7 +87,8 @@ class DeviceSpec:
     def __post_init__(self) -> None:
         if not self.permissions or not _VALID_PERMISSIONS.fullmatch(self.permissions):
             raise ValueError(
-                f"DeviceSpec permissions must combine r, w, m in that order, got {self.permissions!r}"
+                "DeviceSpec permissions must combine r, w, m in that order, "
+                f"got {self.permissions!r}"
             )
 
 
@@ -123,7 +124,9 @@ class Device:
         object.__setattr__(self, "device_specs", tuple(self.device_specs))
 
     def __hash__(self) -> int:
-        return hash((self.id, tuple(sorted(self.properties.items())), self.mounts, self.device_specs))
+        return hash(
+            (self.id, tuple(sorted(self.properties.items())), self.mounts, self.device_specs)
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Device):
@@ -151,12 +154,16 @@ class Device:
             id=self.id,
             properties=self.properties,
             mounts=[
-                pb.Mount(container_path=m.container_path, host_path=m.host_path, read_only=m.read_only)
+                pb.Mount(
+                    container_path=m.container_path, host_path=m.host_path, read_only=m.read_only
+                )
                 for m in self.mounts
             ],
             device_specs=[
                 pb.DeviceSpec(
-                    container_path=s.container_path, host_path=s.host_path, permissions=s.permissions
+                    container_path=s.container_path,
+                    host_path=s.host_path,
+                    permissions=s.permissions,
                 )
                 for s in self.device_specs
             ],
@@ -167,9 +174,7 @@ class Device:
         return cls(
             id=message.id,
             properties=dict(message.properties),
-            mounts=tuple(
-                Mount(m.container_path, m.host_path, m.read_only) for m in message.mounts
-            ),
+            mounts=tuple(Mount(m.container_path, m.host_path, m.read_only) for m in message.mounts),
             device_specs=tuple(
                 DeviceSpec(s.container_path, s.host_path, s.permissions or "rwm")
                 for s in message.device_specs

@@ -61,7 +61,9 @@ def configure_logging(
 ) -> None:
     level_name = (level or os.environ.get("AKRI_LOG_LEVEL") or "info").upper()
     if level_name not in logging.getLevelNamesMapping():
-        raise ValueError(f"AKRI_LOG_LEVEL must be debug, info, warning or error, got {level_name!r}")
+        raise ValueError(
+            f"AKRI_LOG_LEVEL must be debug, info, warning or error, got {level_name!r}"
+        )
     format_name = (fmt or os.environ.get("AKRI_LOG_FORMAT") or "plain").lower()
     if format_name not in ("plain", "json"):
         raise ValueError(f"AKRI_LOG_FORMAT must be plain or json, got {format_name!r}")

@@ -49,7 +49,9 @@ class HandlerRegistry:
             raise PluginError(f"plugin {info.name!r} is loaded twice")
 
         def register(handler_class: type[DiscoveryHandler]) -> None:
-            if not (isinstance(handler_class, type) and issubclass(handler_class, DiscoveryHandler)):
+            if not (
+                isinstance(handler_class, type) and issubclass(handler_class, DiscoveryHandler)
+            ):
                 raise PluginError(
                     f"plugin {info.name!r} registered {handler_class!r}, "
                     "which is not a DiscoveryHandler subclass"

@@ -89,7 +89,7 @@ class Registrar:
     ) -> None:
         self.socket_path = Path(directory) / AGENT_REGISTRATION_SOCKET
         self.request = pb.RegisterDiscoveryHandlerRequest(
-            name=name, endpoint=endpoint, endpoint_type=int(endpoint_type), shared=shared
+            name=name, endpoint=endpoint, endpoint_type=endpoint_type.value, shared=shared
         )
         self.poll_interval = poll_interval
         self.retry_initial = retry_initial
@@ -140,7 +140,7 @@ class Registrar:
                 self._registered.clear()
             try:
                 await self._register_once()
-            except (grpc.RpcError, OSError, asyncio.TimeoutError) as error:
+            except (TimeoutError, grpc.RpcError, OSError) as error:
                 failures += 1
                 self.last_error = _describe(error)
                 delay = min(self.retry_max, self.retry_initial * 2 ** min(failures - 1, 20))

@@ -51,7 +51,9 @@ class RuntimeConfig:
         try:
             port = int(port_text)
         except ValueError:
-            raise ValueError(f"AKRI_DISCOVERY_PORT must be a port number, got {port_text!r}") from None
+            raise ValueError(
+                f"AKRI_DISCOVERY_PORT must be a port number, got {port_text!r}"
+            ) from None
         if not 0 <= port <= 65535:
             raise ValueError(f"AKRI_DISCOVERY_PORT must be 0-65535, got {port}")
         pod_ip = (env.get("POD_IP") or "").strip() or None

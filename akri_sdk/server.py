@@ -159,9 +159,7 @@ class DiscoverService:
     async def _detach(self, task: DiscoveryTask, stream: StreamInfo) -> None:
         del self.streams[stream.stream_id]
         task.subscribers -= 1
-        self._log.debug(
-            "stream %d closed", stream.stream_id, extra={"stream": stream.stream_id}
-        )
+        self._log.debug("stream %d closed", stream.stream_id, extra={"stream": stream.stream_id})
         if task.subscribers == 0:
             for task_id, candidate in list(self.tasks.items()):
                 if candidate is task:

@@ -175,7 +175,7 @@ class Waitable:
     async def wait_for(
         self,
         ready: Callable[[], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - a test helper with a bounded wait
+        timeout: float = 5.0,
     ) -> None:
         async with asyncio.timeout(timeout):
             while not ready():

@@ -130,7 +130,7 @@ def test_broken_plugin_import_names_the_plugin(
     installed_plugin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (installed_plugin / "demo_plugin.py").write_text("raise ImportError('boom')\n")
-    with pytest.raises(PluginError, match="plugin 'demo' .*failed to import: boom"):
+    with pytest.raises(PluginError, match=r"plugin 'demo' .*failed to import: boom"):
         load_registry()
 
 

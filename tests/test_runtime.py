@@ -32,7 +32,7 @@ def availability(akri_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 async def test_registers_after_serving_with_all_fields(
     agent: FakeAgent, served: Served, akri_dir: Path, availability: Path
 ) -> None:
-    [runtime] = await served.start(DebugEcho())
+    [_runtime] = await served.start(DebugEcho())
     await agent.wait_registrations(1)
     [registration] = agent.registrations
     assert registration.name == "debugEcho"
@@ -292,9 +292,8 @@ class Strict(DiscoveryHandler):
 
     def validate(self, ctx: DiscoveryContext[Any]) -> None:
         if not ctx.details.broker_uri.startswith("mqtt://"):
-            raise DetailsError(
-                f"discoveryDetails: brokerUri must start with mqtt://, got {ctx.details.broker_uri!r}"
-            )
+            uri = ctx.details.broker_uri
+            raise DetailsError(f"discoveryDetails: brokerUri must start with mqtt://, got {uri!r}")
         if ctx.properties.get("token") is None:
             raise DetailsError("discoveryProperties: `token` is required")
 

@@ -71,7 +71,7 @@ class DebugEcho(DiscoveryHandler):
             Device(id=description, properties={PROPERTY: description})
             for description in ctx.details.descriptions
         ]
-        seen: tuple[int, int, int] | None | bool = False  # False: not looked yet
+        seen: tuple[int, int, int] | bool | None = False  # False: not looked yet
         while True:
             state = self._file_state()
             if state != seen:
