@@ -34,7 +34,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-DEFAULT_MAX_DETAILS_BYTES = 1024 * 1024
+DEFAULT_MAX_DETAILS_BYTES = 256 * 1024
 DEFAULT_MAX_YAML_NODES = 100_000
 # serde_yaml's recursion limit; also keeps PyYAML's recursive composer and
 # msgspec well inside Python's stack.

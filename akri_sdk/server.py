@@ -36,6 +36,9 @@ SERVICE_NAME = "v0.DiscoveryHandler"
 # instead of grpc's RESOURCE_EXHAUSTED.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
+# Details longer than this are decoded in a worker thread.
+INLINE_DECODE_CHARS = 16 * 1024
+
 
 def _identity(payload: bytes) -> bytes:
     return payload
@@ -83,14 +86,20 @@ class DiscoverService:
             },
         )
 
-    def _build_context(self, request: pb.DiscoverRequest, key: str) -> DiscoveryContext[Any]:
-        properties = DiscoveryProperties.from_proto(request.discovery_properties)
+    def _decode(self, raw: str) -> Any:
         model = self.handler.details
-        raw = request.discovery_details
         if model is None:
-            details: Any = raw
+            return raw
+        return decode_details(raw, model, max_bytes=self.max_details_bytes)
+
+    async def _build_context(self, request: pb.DiscoverRequest, key: str) -> DiscoveryContext[Any]:
+        properties = DiscoveryProperties.from_proto(request.discovery_properties)
+        raw = request.discovery_details
+        if len(raw) > INLINE_DECODE_CHARS:
+            # Pure-Python YAML takes a while on large input: keep other streams moving.
+            details = await asyncio.to_thread(self._decode, raw)
         else:
-            details = decode_details(raw, model, max_bytes=self.max_details_bytes)
+            details = self._decode(raw)
         task_log = logging.LoggerAdapter(log, {"handler": self.handler.name, "task": key})
         ctx: DiscoveryContext[Any] = DiscoveryContext(
             handler_name=self.handler.name,
@@ -103,7 +112,7 @@ class DiscoverService:
         self.handler.validate(ctx)
         return ctx
 
-    def _task_for(self, request: pb.DiscoverRequest) -> DiscoveryTask:
+    async def _task_for(self, request: pb.DiscoverRequest) -> DiscoveryTask:
         """The running task for this request, creating (and validating) it if new."""
         fingerprint = DiscoveryProperties.from_proto(request.discovery_properties).fingerprint()
         task_id = (request.discovery_details, fingerprint)
@@ -111,7 +120,10 @@ class DiscoverService:
         if task is not None:
             return task
         key = _short_key(request.discovery_details, fingerprint)
-        ctx = self._build_context(request, key)
+        ctx = await self._build_context(request, key)
+        task = self.tasks.get(task_id)
+        if task is not None:
+            return task  # an identical request created it while we decoded
         task = DiscoveryTask(self.handler, ctx)
         self.tasks[task_id] = task
         task.start()
@@ -122,7 +134,7 @@ class DiscoverService:
         self, request: pb.DiscoverRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         try:
-            task = self._task_for(request)
+            task = await self._task_for(request)
         except (DetailsError, PropertyError) as error:
             self.rejected += 1
             self._log.warning("refused a Discover request: %s", error)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from typing import Any, TypedDict
 
 import msgspec
@@ -323,11 +322,9 @@ def test_multiple_documents_refused() -> None:
 
 def test_oversized_text_refused_before_parsing() -> None:
     text = "descriptions: [" + "a," * (5 * 1024 * 1024 // 2) + "]"
-    started = time.perf_counter()
     err = error_of(text, D)
-    elapsed = time.perf_counter() - started
-    assert str(err) == "discoveryDetails is 5.0 MiB; the limit is 1.0 MiB"
-    assert elapsed < 1.0  # parsing 5 MiB would take seconds; this catches a missing check
+    # A size message, not a parse error: the check ran before the parser.
+    assert str(err) == "discoveryDetails is 5.0 MiB; the limit is 256.0 KiB"
 
 
 def test_size_is_counted_in_utf8_bytes() -> None:
@@ -336,7 +333,7 @@ def test_size_is_counted_in_utf8_bytes() -> None:
     )
     assert decode_details("é" * 500, str, max_bytes=1000) == "é" * 500
     assert str(error_of("x" * (DEFAULT_MAX_DETAILS_BYTES + 1), str)) == (
-        "discoveryDetails is 1048577 bytes; the limit is 1048576 bytes"
+        "discoveryDetails is 262145 bytes; the limit is 262144 bytes"
     )
 
 
@@ -351,13 +348,11 @@ BILLION_LAUGHS = "\n".join(
 )
 
 
-def test_billion_laughs_refused_quickly() -> None:
+def test_billion_laughs_refused() -> None:
     assert len(BILLION_LAUGHS) < 1000
-    started = time.perf_counter()
+    # Refused by counting the composed graph; constructing it would never finish.
     err = error_of(BILLION_LAUGHS, Any)
-    elapsed = time.perf_counter() - started
     assert "more than 100000 values once YAML aliases are expanded" in str(err)
-    assert elapsed < 1.0  # expanding it would take minutes; this catches a missing check
 
 
 def test_node_limit_counts_alias_expansions() -> None:
@@ -390,7 +385,7 @@ def test_recursive_alias_refused(text: str) -> None:
         "[" * 10_000,
         "[" * 10_000 + "]" * 10_000,
         "{a: " * 10_000 + "1" + "}" * 10_000,
-        "".join(f"{'  ' * i}a:\n" for i in range(1000)),
+        "".join(f"{' ' * i}a:\n" for i in range(300)),
     ],
 )
 def test_deep_nesting_refused_without_recursion_error(text: str) -> None:
