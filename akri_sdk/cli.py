@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -21,9 +22,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     handlers = [registry.get(name)() for name in args.names]
     config = RuntimeConfig.from_env()
     if args.directory:
-        config = RuntimeConfig(
-            directory=Path(args.directory), pod_ip=config.pod_ip, port=config.port
-        )
+        config = dataclasses.replace(config, directory=Path(args.directory))
     run(*handlers, config=config)
     return 0
 

@@ -42,6 +42,9 @@ class RuntimeConfig:
     port: int = DEFAULT_PORT
     poll_interval: float = 0.25
     stop_grace: float = 1.0
+    # Close connections with no stream for this long: a client that abandons
+    # connections (grpcio clients do) must not pile up descriptors in a sidecar.
+    idle_connection_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> RuntimeConfig:
@@ -56,13 +59,24 @@ class RuntimeConfig:
             ) from None
         if not 0 <= port <= 65535:
             raise ValueError(f"AKRI_DISCOVERY_PORT must be 0-65535, got {port}")
+        idle_text = env.get("AKRI_IDLE_CONNECTION_SECONDS") or "30"
+        try:
+            idle = float(idle_text)
+        except ValueError:
+            idle = -1.0
+        if not idle > 0:
+            raise ValueError(
+                f"AKRI_IDLE_CONNECTION_SECONDS must be a positive number, got {idle_text!r}"
+            )
         pod_ip = (env.get("POD_IP") or "").strip() or None
         if pod_ip is not None:
             try:
                 ipaddress.ip_address(pod_ip)
             except ValueError:
                 raise ValueError(f"POD_IP must be an IP address, got {pod_ip!r}") from None
-        return cls(directory=Path(directory), pod_ip=pod_ip, port=port)
+        return cls(
+            directory=Path(directory), pod_ip=pod_ip, port=port, idle_connection_timeout=idle
+        )
 
 
 def _host_port(ip: str, port: int) -> str:
@@ -108,6 +122,7 @@ class HandlerRuntime:
                 ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
                 # Two handlers on one port must fail loudly, not share it.
                 ("grpc.so_reuseport", 0),
+                ("grpc.max_connection_idle_ms", int(self.config.idle_connection_timeout * 1000)),
             ]
         )
         server.add_generic_rpc_handlers((self.service.rpc_handler(),))

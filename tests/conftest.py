@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# grpc's C core logs every idle-connection GOAWAY at INFO; keep test output readable.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 import asyncio
 import contextlib
 import shutil
