@@ -79,6 +79,15 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from akri_sdk.demo import main as demo
+    except ImportError as error:
+        print(f"akri-dh demo needs the testing extra (pip install 'akri-sdk[testing]'): {error}")
+        return 2
+    return demo(seconds=args.seconds, toggle_every=args.toggle_every)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="akri-dh", description="Run and inspect Akri discovery handlers written in Python."
@@ -102,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of a handler's discoveryDetails")
     schema.add_argument("name", metavar="NAME")
     schema.set_defaults(func=_cmd_schema)
+    demo = sub.add_parser("demo", help="live local demo: a local Agent with debugEcho")
+    demo.add_argument("--seconds", type=float, help="stop after this many seconds")
+    demo.add_argument(
+        "--toggle-every", type=float, default=4.0, help="seconds between availability flips"
+    )
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 

@@ -84,7 +84,8 @@ async def test_in_process_cycles_leave_no_task_fd_or_memory(
     growth = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     top = "\n".join(str(s) for s in after.compare_to(before, "lineno")[:8])
     assert tasks_after == tasks_before
-    assert fds_after == fds_before
+    # Fewer is fine (an earlier test's idle connection closing); more is a leak.
+    assert fds_after <= fds_before, (fds_before, fds_after)
     # A leak of even one small object per cycle would be over 100 KiB here.
     assert growth < 100 * 1024, f"grew {growth} bytes over 1,000 cycles:\n{top}"
 

@@ -13,9 +13,11 @@ import msgspec
 import pytest
 
 from akri_sdk import DetailsError, Device, DiscoveryContext, DiscoveryHandler, instance_name
+from akri_sdk._proto import discovery_pb2 as pb
 from akri_sdk.handlers.debug_echo import DebugEcho
 from akri_sdk.registration import socket_identity
 from akri_sdk.testing.fake_agent import FakeAgent
+from akri_sdk.testing.raw_discover import raw_discover
 from tests.conftest import Served, eventually
 
 ECHO_DETAILS = "descriptions: [foo0, foo1]"
@@ -101,7 +103,7 @@ BAD_DETAILS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_DETAILS))
 async def test_bad_details_get_invalid_argument_before_headers(
-    agent: FakeAgent, served: Served, availability: Path, case: str
+    agent: FakeAgent, served: Served, availability: Path, akri_dir: Path, case: str
 ) -> None:
     [runtime] = await served.start(DebugEcho())
     await agent.wait_registrations(1)
@@ -111,6 +113,14 @@ async def test_bad_details_get_invalid_argument_before_headers(
     assert stream.message and stream.message.startswith("discoveryDetails"), stream.message
     assert stream.snapshots == []
     assert runtime.service.rejected == 1
+    # On the wire: one HEADERS frame with the status, before any response headers,
+    # which is the only form the Agent reads as a failed call (spec §3.3).
+    raw = await raw_discover(
+        akri_dir / "debugEcho.sock", pb.DiscoverRequest(discovery_details=BAD_DETAILS[case])
+    )
+    assert raw.trailers_only, raw
+    assert raw.status == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert raw.status_message == stream.message
     # Still serving afterwards.
     good = agent.discover(agent.registrations[0], ECHO_DETAILS)
     assert len(await good.next_snapshot()) == 2
@@ -272,6 +282,9 @@ async def test_watch_sends_changes_and_restarts_after_errors(
     await served.start(handler)
     await agent.wait_registrations(1)
     stream = agent.discover(agent.registrations[0], "")
+    # Headers at once, before the handler has found anything (spec §3.3).
+    await stream.until(lambda s: s.headers_at is not None)
+    assert stream.snapshots == []
     handler.queue.put_nowait([Device("x")])
     assert [d.id for d in await stream.next_snapshot()] == ["x"]
     handler.queue.put_nowait([Device("x")])  # unchanged: not sent
@@ -380,3 +393,20 @@ async def test_stale_socket_replaced_and_live_one_refused(
     assert stale.exists()
     await served.start(DebugEcho())
     assert socket_identity(stale) is not None
+
+
+async def test_good_request_gets_headers_then_complete_snapshot_on_the_wire(
+    agent: FakeAgent, served: Served, availability: Path, akri_dir: Path
+) -> None:
+    await served.start(DebugEcho())
+    await agent.wait_registrations(1)
+    raw = await raw_discover(
+        akri_dir / "debugEcho.sock", pb.DiscoverRequest(discovery_details=ECHO_DETAILS)
+    )
+    assert not raw.ended
+    [headers] = raw.header_blocks
+    assert headers[":status"] == "200"
+    assert "grpc-status" not in headers
+    [message] = raw.messages
+    response = pb.DiscoverResponse.FromString(message)
+    assert sorted(d.id for d in response.devices) == ["foo0", "foo1"]
