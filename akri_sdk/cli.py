@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 __all__ = ["main"]
@@ -79,6 +79,45 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+# (command, module, help). Each module in akri_sdk.commands defines
+# `configure_parser(parser)` and `run(args) -> int`, and imports only the
+# standard library at module level: every `akri-dh` start loads them all.
+EXTERNAL_COMMANDS = (
+    (
+        "agent",
+        "akri_sdk.commands.agent",
+        "local Agent: apply Configuration manifests, show Instances",
+    ),
+    ("discover", "akri_sdk.commands.discover", "run one handler in-process and show what it finds"),
+    ("conformance", "akri_sdk.commands.conformance", "judge any handler command from the outside"),
+)
+
+
+def _configure_external(module: str, parser: argparse.ArgumentParser) -> None:
+    import importlib
+
+    try:
+        configure = importlib.import_module(module).configure_parser
+    except ImportError:
+        return  # an optional part that is not installed; `run` reports it
+    configure(parser)
+
+
+def _external(module: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        try:
+            target = importlib.import_module(module)
+        except ImportError as error:
+            print(f"akri-dh: {module} is unavailable: {error}", file=sys.stderr)
+            return 2
+        result: int = target.run(args)
+        return result
+
+    return run
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         from akri_sdk.demo import main as demo
@@ -111,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of a handler's discoveryDetails")
     schema.add_argument("name", metavar="NAME")
     schema.set_defaults(func=_cmd_schema)
+    # Commands implemented in their own modules, imported only when used.
+    for name, module, summary in EXTERNAL_COMMANDS:
+        command = sub.add_parser(name, help=summary)
+        command.set_defaults(func=_external(module))
+        _configure_external(module, command)
+
     demo = sub.add_parser("demo", help="live local demo: a local Agent with debugEcho")
     demo.add_argument("--seconds", type=float, help="stop after this many seconds")
     demo.add_argument(

@@ -1,0 +1,1 @@
+"""Thin `akri-dh` subcommand modules: argparse set-up here, heavy imports inside run()."""
