@@ -1,0 +1,4 @@
+"""Benchmarks that print figures against targets: `python -m benchmarks.run [--quick]`.
+
+Timing targets live here, not in asserting tests (DESIGN, Testing).
+"""
