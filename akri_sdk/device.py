@@ -142,10 +142,34 @@ class Device:
         return f"Device(id={self.id!r}, properties={dict(self.properties)!r})"
 
     def wire(self) -> bytes:
-        """This device as serialised `v0.Device` bytes (cached)."""
+        """This device as serialised `v0.Device` bytes (cached).
+
+        Encoded directly rather than through `pb.Device`: building the protobuf
+        object costs more than the bytes (tests compare both encodings).
+        """
         cached = self._wire
         if cached is None:
-            cached = self.to_proto().SerializeToString()
+            parts = [_string(1, self.id)]
+            properties = self.properties
+            for key in sorted(properties):
+                k = key.encode()
+                v = properties[key].encode()
+                # Map entry {1: key, 2: value}; inlined, as this is the hot loop.
+                entry = b"\x0a" + _length(len(k)) + k + b"\x12" + _length(len(v)) + v
+                parts.append(b"\x12" + _length(len(entry)) + entry)
+            for mount in self.mounts:
+                body = _string(1, mount.container_path) + _string(2, mount.host_path)
+                if mount.read_only:
+                    body += b"\x18\x01"  # field 3, varint true
+                parts.append(_message(3, body))
+            for spec in self.device_specs:
+                body = (
+                    _string(1, spec.container_path)
+                    + _string(2, spec.host_path)
+                    + _string(3, spec.permissions)
+                )
+                parts.append(_message(4, body))
+            cached = b"".join(parts)
             object.__setattr__(self, "_wire", cached)
         return cached
 
@@ -216,6 +240,23 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+_ONE_BYTE_LENGTHS = tuple(bytes((n,)) for n in range(128))
+
+
+def _length(value: int) -> bytes:
+    return _ONE_BYTE_LENGTHS[value] if value < 128 else _varint(value)
+
+
+def _message(field_number: int, body: bytes) -> bytes:
+    """A length-delimited field (wire type 2): tag, length, bytes."""
+    return bytes((field_number << 3 | 2,)) + _length(len(body)) + body
+
+
+def _string(field_number: int, value: str) -> bytes:
+    # proto3 leaves default (empty) scalars off the wire.
+    return _message(field_number, value.encode()) if value else b""
+
+
 _DEVICES_TAG = b"\x0a"  # DiscoverResponse.devices: field 1, wire type 2 (length-delimited)
 
 
@@ -229,7 +270,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
     for device in snapshot:
         wire = device.wire()
         parts.append(_DEVICES_TAG)
-        parts.append(_varint(len(wire)))
+        parts.append(_length(len(wire)))
         parts.append(wire)
     return b"".join(parts)
 

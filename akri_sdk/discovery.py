@@ -68,7 +68,7 @@ class DiscoveryTask:
         self.failures = 0
         self.last_error: str | None = None
         self._failing_since: float | None = None
-        self._warned_names: set[str] = set()
+        self._checked_names: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -87,21 +87,35 @@ class DiscoveryTask:
 
     def publish(self, devices: Iterable[Device]) -> bool:
         """Normalise and publish `devices` if they differ from the last snapshot."""
-        snapshot = normalise_snapshot(devices, source=self.ctx.handler_name)
+        fresh = normalise_snapshot(devices, source=self.ctx.handler_name)
         previous = self.feed.snapshot
-        if snapshot == previous:
+        before = {d.id: d for d in previous or ()}
+        # A scan builds new Device objects every time; keep the previous object
+        # where nothing changed so its cached encoding is reused.
+        snapshot = tuple(
+            kept if (kept := before.get(d.id)) is not None and (kept is d or kept == d) else d
+            for d in fresh
+        )
+        unchanged = (
+            previous is not None
+            and len(snapshot) == len(previous)
+            and all(a is b for a, b in zip(snapshot, previous, strict=True))
+        )
+        if unchanged:
             return False
-        self._warn_invalid_names(snapshot)
-        self._log_change(previous, snapshot)
+        self._check_names(snapshot)
+        self._log_change(before, snapshot)
         self.feed.publish(snapshot)
         return True
 
-    def _log_change(self, previous: Snapshot | None, snapshot: Snapshot) -> None:
-        before = {d.id: d for d in previous or ()}
-        after = {d.id: d for d in snapshot}
-        added = [i for i in after if i not in before]
+    def _log_change(self, before: dict[str, Device], snapshot: Snapshot) -> None:
+        """One info line per change (never one per scan), with the ids involved."""
+        if not self.ctx.log.isEnabledFor(logging.INFO):
+            return
+        after = {d.id for d in snapshot}
+        added = [d.id for d in snapshot if d.id not in before]
         removed = [i for i in before if i not in after]
-        updated = [i for i in after if i in before and before[i] != after[i]]
+        updated = [d.id for d in snapshot if d.id in before and before[d.id] is not d]
         self.ctx.log.info(
             "devices now %d (+%d -%d ~%d)",
             len(snapshot),
@@ -111,11 +125,14 @@ class DiscoveryTask:
             extra={"added": added[:20], "removed": removed[:20], "updated": updated[:20]},
         )
 
-    def _warn_invalid_names(self, snapshot: Snapshot) -> None:
+    def _check_names(self, snapshot: Snapshot) -> None:
+        checked = self._checked_names
         for device in snapshot:
             for key in device.properties:
-                if key not in self._warned_names and not is_env_name(key):
-                    self._warned_names.add(key)
+                if key in checked:
+                    continue
+                checked.add(key)
+                if not is_env_name(key):
                     self.ctx.log.warning(
                         "property name %r is not a valid environment variable name; broker "
                         "pods may not see it (use akri_sdk.env_name)",
