@@ -47,6 +47,18 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
                     ),
                 }
             )
+    for plugin, why in registry.failed.items():
+        rows.append(
+            {
+                "plugin": plugin,
+                "distribution": None,
+                "version": None,
+                "handler": None,
+                "shared": None,
+                "style": None,
+                "error": why,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -57,7 +69,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             r["distribution"] or "-",
             r["version"] or "-",
             r["handler"] or "-",
-            r["style"] or "-",
+            r["style"] or ("FAILED" if r.get("error") else "-"),
         )
         for r in rows
     ]

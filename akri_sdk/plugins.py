@@ -7,6 +7,7 @@ built-in handlers always load.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -20,6 +21,8 @@ __all__ = ["ENTRY_POINT_GROUP", "HandlerRegistry", "PluginError", "PluginInfo", 
 
 ENTRY_POINT_GROUP = "akri_sdk"
 PLUGINS_ENV = "AKRI_SDK_PLUGINS"
+
+log = logging.getLogger("akri_sdk.plugins")
 
 
 class PluginError(Exception):
@@ -42,6 +45,7 @@ class HandlerRegistry:
         self.manager.add_hookspecs(hookspecs)
         self.handlers: dict[str, type[DiscoveryHandler]] = {}
         self.plugins: dict[str, PluginInfo] = {}
+        self.failed: dict[str, str] = {}  # plugin name -> why it did not load
 
     def add_plugin(self, plugin: object, info: PluginInfo) -> None:
         """Register one plugin object and collect the handlers it registers."""
@@ -81,9 +85,10 @@ class HandlerRegistry:
             return self.handlers[name]
         except KeyError:
             known = ", ".join(sorted(self.handlers)) or "none"
+            failed = "".join(f"; {why}" for why in self.failed.values())
             raise PluginError(
                 f"no discovery handler named {name!r}; loaded handlers: {known} "
-                f"(see `akri-dh plugins`; {PLUGINS_ENV} limits which plugins load)"
+                f"(see `akri-dh plugins`; {PLUGINS_ENV} limits which plugins load){failed}"
             ) from None
 
 
@@ -110,9 +115,12 @@ def load_registry(*, entry_points: bool = True) -> HandlerRegistry:
         try:
             plugin = entry_point.load()
         except Exception as error:
-            raise PluginError(
-                f"plugin {entry_point.name!r} ({entry_point.value}) failed to import: {error}"
-            ) from error
+            # One broken plugin must not take down the handlers of the others:
+            # record it, and name it when someone asks for a handler we lack.
+            message = f"plugin {entry_point.name!r} ({entry_point.value}) failed to import: {error}"
+            registry.failed[entry_point.name] = message
+            log.error("%s", message)
+            continue
         dist = entry_point.dist
         registry.add_plugin(
             plugin,
@@ -124,6 +132,7 @@ def load_registry(*, entry_points: bool = True) -> HandlerRegistry:
         )
     if allowed:
         missing = allowed - set(registry.plugins)
+        missing -= set(registry.failed)
         if missing:
             raise PluginError(
                 f"{PLUGINS_ENV} names plugins that are not installed: {', '.join(sorted(missing))}"
