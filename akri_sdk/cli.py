@@ -102,6 +102,8 @@ EXTERNAL_COMMANDS = (
     ),
     ("discover", "akri_sdk.commands.discover", "run one handler in-process and show what it finds"),
     ("conformance", "akri_sdk.commands.conformance", "judge any handler command from the outside"),
+    ("health", "akri_sdk.commands.health", "exec probe: ask handlers' sockets for their health"),
+    ("status", "akri_sdk.commands.status", "show what a running handler sees (its health port)"),
 )
 
 

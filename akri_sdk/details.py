@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_DETAILS_BYTES",
     "DEFAULT_MAX_YAML_NODES",
     "DetailsError",
+    "check_details_size",
     "decode_details",
     "details_schema",
     "load_yaml",
@@ -274,7 +275,7 @@ def _size_text(size: int) -> str:
     return f"{size} bytes"
 
 
-def _check_size(text: str, max_bytes: int) -> None:
+def check_details_size(text: str, max_bytes: int) -> None:
     if len(text) * 4 <= max_bytes:  # no UTF-8 character is longer than 4 bytes
         return
     size = len(text.encode("utf-8", "surrogatepass"))
@@ -376,7 +377,7 @@ def load_yaml(
     Raises DetailsError for oversized text, syntax errors, several documents,
     alias bombs, recursive aliases and excessive nesting.
     """
-    _check_size(text, max_bytes)
+    check_details_size(text, max_bytes)
     if not text.strip(" \t\r\n\ufeff"):
         return None  # PyYAML, like libyaml, trips over a tab on an otherwise blank line
     try:

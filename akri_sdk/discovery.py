@@ -17,6 +17,7 @@ from typing import Any
 
 from akri_sdk.device import Device, Snapshot, encode_snapshot, is_env_name, normalise_snapshot
 from akri_sdk.handler import DiscoveryContext, DiscoveryHandler
+from akri_sdk.stats import HandlerStats
 
 __all__ = ["DiscoveryTask", "SnapshotFeed"]
 
@@ -60,9 +61,15 @@ class SnapshotFeed:
 class DiscoveryTask:
     """Runs one handler for one (details, properties) pair and feeds its streams."""
 
-    def __init__(self, handler: DiscoveryHandler, ctx: DiscoveryContext[Any]) -> None:
+    def __init__(
+        self,
+        handler: DiscoveryHandler,
+        ctx: DiscoveryContext[Any],
+        stats: HandlerStats | None = None,
+    ) -> None:
         self.handler = handler
         self.ctx = ctx
+        self.stats = stats if stats is not None else HandlerStats()
         self.feed = SnapshotFeed()
         self.subscribers = 0
         self.failures = 0
@@ -154,8 +161,10 @@ class DiscoveryTask:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # a handler failure must never end the stream
+                self.stats.observe_scan(time.monotonic() - started)
                 await self._recover(error)
                 continue
+            self.stats.observe_scan(time.monotonic() - started)
             self._recovered()
             self.publish(snapshot)
             elapsed = time.monotonic() - started
@@ -193,6 +202,7 @@ class DiscoveryTask:
         if self.failures == 0:
             self._failing_since = now
         self.failures += 1
+        self.stats.discovery_errors[type(error).__name__] += 1
         message = f"{type(error).__name__}: {error}"
         if message != self.last_error:
             # One line per distinct error, not one per retry.

@@ -14,16 +14,20 @@ import ipaddress
 import logging
 import os
 import signal
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
 from akri_sdk.handler import DiscoveryHandler
+from akri_sdk.health import HealthService, readiness, socket_accepts
 from akri_sdk.registration import EndpointType, Registrar
 from akri_sdk.server import MAX_REQUEST_BYTES, DiscoverService
+
+if TYPE_CHECKING:
+    from akri_sdk.probes import ProbeServer
 
 __all__ = ["HandlerRuntime", "RuntimeConfig", "run", "serve"]
 
@@ -45,6 +49,10 @@ class RuntimeConfig:
     # Close connections with no stream for this long: a client that abandons
     # connections (grpcio clients do) must not pile up descriptors in a sidecar.
     idle_connection_timeout: float = 30.0
+    # The optional HTTP port for /livez, /readyz, /metrics and /status.
+    health_port: int | None = None
+    health_host: str = "0.0.0.0"
+    metrics: bool = True
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> RuntimeConfig:
@@ -68,6 +76,15 @@ class RuntimeConfig:
             raise ValueError(
                 f"AKRI_IDLE_CONNECTION_SECONDS must be a positive number, got {idle_text!r}"
             )
+        health_text = (env.get("AKRI_HEALTH_PORT") or "").strip()
+        health_port: int | None = None
+        if health_text:
+            if not health_text.isdigit() or not 0 <= int(health_text) <= 65535:
+                raise ValueError(f"AKRI_HEALTH_PORT must be a port number, got {health_text!r}")
+            health_port = int(health_text)
+        metrics_text = (env.get("AKRI_METRICS") or "true").strip().lower()
+        if metrics_text not in ("true", "false", "1", "0"):
+            raise ValueError(f"AKRI_METRICS must be true or false, got {metrics_text!r}")
         pod_ip = (env.get("POD_IP") or "").strip() or None
         if pod_ip is not None:
             try:
@@ -75,25 +92,19 @@ class RuntimeConfig:
             except ValueError:
                 raise ValueError(f"POD_IP must be an IP address, got {pod_ip!r}") from None
         return cls(
-            directory=Path(directory), pod_ip=pod_ip, port=port, idle_connection_timeout=idle
+            directory=Path(directory),
+            pod_ip=pod_ip,
+            port=port,
+            idle_connection_timeout=idle,
+            health_port=health_port,
+            health_host=env.get("AKRI_HEALTH_ADDRESS") or "0.0.0.0",
+            metrics=metrics_text in ("true", "1"),
         )
 
 
 def _host_port(ip: str, port: int) -> str:
     # IPv6 literals need brackets in both the bind address and the URL (spec §2.3).
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-def _socket_in_use(path: Path) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(0.5)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
 
 
 class HandlerRuntime:
@@ -125,12 +136,13 @@ class HandlerRuntime:
                 ("grpc.max_connection_idle_ms", int(self.config.idle_connection_timeout * 1000)),
             ]
         )
-        server.add_generic_rpc_handlers((self.service.rpc_handler(),))
+        health = HealthService(self.handler.name, lambda: bool(readiness(self)))
+        server.add_generic_rpc_handlers((self.service.rpc_handler(), health.rpc_handler()))
         name = self.handler.name
         if self.config.pod_ip is None:
             self.config.directory.mkdir(parents=True, exist_ok=True)
             path = self.config.directory / f"{name}.sock"
-            if _socket_in_use(path):
+            if socket_accepts(path):
                 raise RuntimeError(
                     f"another process is serving {path}; two handlers named {name!r} "
                     "cannot share a node directory"
@@ -188,8 +200,13 @@ async def serve(
     stop: asyncio.Event | None = None,
     started: asyncio.Event | None = None,
     runtimes: list[HandlerRuntime] | None = None,
+    probe_servers: list[ProbeServer] | None = None,
 ) -> None:
-    """Serve and register `handlers` until `stop` is set (or the task is cancelled)."""
+    """Serve and register `handlers` until `stop` is set (or the task is cancelled).
+
+    `runtimes` and `probe_servers`, when given, are filled with what was started,
+    for callers (tests, the local agent) that want to look inside.
+    """
     if not handlers:
         raise ValueError("no handlers to serve")
     names = [h.name for h in handlers]
@@ -198,16 +215,28 @@ async def serve(
     config = config or RuntimeConfig.from_env()
     stop = stop or asyncio.Event()
     started_runtimes: list[HandlerRuntime] = [] if runtimes is None else runtimes
+    probes: ProbeServer | None = None
     try:
         for index, handler in enumerate(handlers):
             port = config.port + index if config.port else 0
             runtime = HandlerRuntime(handler, config, port)
             await runtime.start()
             started_runtimes.append(runtime)
+        if config.health_port is not None:
+            from akri_sdk.probes import ProbeServer
+
+            probes = ProbeServer(
+                started_runtimes, config.health_host, config.health_port, metrics=config.metrics
+            )
+            await probes.start()
+            if probe_servers is not None:
+                probe_servers.append(probes)
         if started is not None:
             started.set()
         await stop.wait()
     finally:
+        if probes is not None:
+            await probes.stop()
         for runtime in reversed(started_runtimes):
             await runtime.stop()
         log.info("stopped")

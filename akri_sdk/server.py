@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +22,15 @@ import grpc
 
 from akri_sdk._proto import discovery_pb2 as pb
 from akri_sdk.credentials import DiscoveryProperties, PropertyError
-from akri_sdk.details import DEFAULT_MAX_DETAILS_BYTES, DetailsError, decode_details
+from akri_sdk.details import (
+    DEFAULT_MAX_DETAILS_BYTES,
+    DetailsError,
+    check_details_size,
+    decode_details,
+)
 from akri_sdk.discovery import DiscoveryTask
 from akri_sdk.handler import DiscoveryContext, DiscoveryHandler
+from akri_sdk.stats import HandlerStats
 
 __all__ = ["DiscoverService", "StreamInfo"]
 
@@ -69,7 +76,7 @@ class DiscoverService:
         self.on_stream_closed = on_stream_closed
         self.tasks: dict[tuple[str, str], DiscoveryTask] = {}
         self.streams: dict[int, StreamInfo] = {}
-        self.rejected = 0
+        self.stats = HandlerStats()
         self._stream_ids = itertools.count(1)
         self._log = logging.LoggerAdapter(log, {"handler": handler.name})
 
@@ -89,6 +96,7 @@ class DiscoverService:
     def _decode(self, raw: str) -> Any:
         model = self.handler.details
         if model is None:
+            check_details_size(raw, self.max_details_bytes)  # bounded even when not parsed
             return raw
         return decode_details(raw, model, max_bytes=self.max_details_bytes)
 
@@ -124,7 +132,7 @@ class DiscoverService:
         task = self.tasks.get(task_id)
         if task is not None:
             return task  # an identical request created it while we decoded
-        task = DiscoveryTask(self.handler, ctx)
+        task = DiscoveryTask(self.handler, ctx, self.stats)
         self.tasks[task_id] = task
         task.start()
         self._log.info("discovery task %s started", key, extra={"task": key})
@@ -136,7 +144,7 @@ class DiscoverService:
         try:
             task = await self._task_for(request)
         except (DetailsError, PropertyError) as error:
-            self.rejected += 1
+            self.stats.details_rejected += 1
             self._log.warning("refused a Discover request: %s", error)
             # Before any headers: the Agent sees a failed call and backs off.
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
@@ -151,7 +159,7 @@ class DiscoverService:
             stream_id=next(self._stream_ids),
             task_key=task.ctx.key,
             peer=context.peer(),
-            opened_at=asyncio.get_running_loop().time(),
+            opened_at=time.monotonic(),
         )
         self.streams[stream.stream_id] = stream
         task.subscribers += 1
@@ -165,6 +173,7 @@ class DiscoverService:
         try:
             async for payload in task.feed.updates():
                 await context.write(payload)
+                self.stats.snapshots_sent += 1
         finally:
             await self._detach(task, stream)
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from akri_sdk.handler import DiscoveryHandler
+from akri_sdk.probes import ProbeServer
 from akri_sdk.runtime import HandlerRuntime, RuntimeConfig, serve
 from akri_sdk.testing.fake_agent import FakeAgent
 
@@ -42,6 +43,7 @@ class Served:
     def __init__(self, akri_dir: Path) -> None:
         self.akri_dir = akri_dir
         self.runtimes: list[HandlerRuntime] = []
+        self.probe_servers: list[ProbeServer] = []
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -56,6 +58,7 @@ class Served:
                 stop=self._stop,
                 started=started,
                 runtimes=self.runtimes,
+                probe_servers=self.probe_servers,
             )
         )
         waiter = asyncio.create_task(started.wait())
@@ -64,6 +67,11 @@ class Served:
             waiter.cancel()
             self._task.result()
         return self.runtimes
+
+    def probe_port(self) -> int:
+        """The bound health port (started with health_port=0)."""
+        [probes] = self.probe_servers
+        return probes.port
 
     async def stop(self) -> None:
         self._stop.set()

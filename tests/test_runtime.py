@@ -112,7 +112,7 @@ async def test_bad_details_get_invalid_argument_before_headers(
     assert stream.code == grpc.StatusCode.INVALID_ARGUMENT, (stream.code, stream.message)
     assert stream.message and stream.message.startswith("discoveryDetails"), stream.message
     assert stream.snapshots == []
-    assert runtime.service.rejected == 1
+    assert runtime.service.stats.details_rejected == 1
     # On the wire: one HEADERS frame with the status, before any response headers,
     # which is the only form the Agent reads as a failed call (spec §3.3).
     raw = await raw_discover(
