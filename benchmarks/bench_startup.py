@@ -24,14 +24,19 @@ def _mib(kib: int) -> str:
     return f"{kib / 1024:.1f} MiB"
 
 
-async def _start_once(
-    directory: Path, report: Report, *, measure_rss: bool
+async def start_once(
+    directory: Path,
+    report: Report,
+    *,
+    measure_rss: bool,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[float, dict[str, int] | None]:
     """Spawn the handler with a fake Agent listening; seconds to registration (and RSS)."""
     directory.mkdir()
     env = {
         "DISCOVERY_HANDLERS_DIRECTORY": str(directory),
         "DEBUG_ECHO_AVAILABILITY_FILE": str(directory / "availability.txt"),
+        **(extra_env or {}),
     }
     async with FakeAgent(directory) as agent:
         child = Child([AKRI_DH, "run", "debugEcho"], log_path=directory / "handler.log", env=env)
@@ -81,11 +86,11 @@ async def run(report: Report, *, quick: bool) -> None:
     starts: list[float] = []
     memories: list[dict[str, int]] = []
     with scratch_dir() as scratch:
-        await _start_once(scratch / "warm", report, measure_rss=False)  # page cache, pyc
+        await start_once(scratch / "warm", report, measure_rss=False)  # page cache, pyc
         for index in range(runs):
             # RSS in the last few runs: it varies by a couple of MiB from run to run.
             measure = index >= runs - rss_runs
-            elapsed, memory = await _start_once(scratch / f"r{index}", report, measure_rss=measure)
+            elapsed, memory = await start_once(scratch / f"r{index}", report, measure_rss=measure)
             starts.append(elapsed)
             if memory is not None:
                 memories.append(memory)

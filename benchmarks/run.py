@@ -21,7 +21,13 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from benchmarks import bench_fanout, bench_large_snapshot, bench_latency, bench_startup
+from benchmarks import (
+    bench_fanout,
+    bench_large_snapshot,
+    bench_latency,
+    bench_metrics,
+    bench_startup,
+)
 from benchmarks.measure import Report
 
 __all__ = ["main"]
@@ -32,6 +38,7 @@ BENCHMARKS: dict[str, Bench] = {
     "3": bench_latency.run,
     "4": bench_large_snapshot.run,
     "5": bench_fanout.run,
+    "6": bench_metrics.run,
 }
 
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
 
@@ -49,6 +46,10 @@ def _render(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
     url = args.url
     if not url:
         port = os.environ.get("AKRI_HEALTH_PORT")
