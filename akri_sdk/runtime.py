@@ -35,6 +35,7 @@ log = logging.getLogger("akri_sdk.runtime")
 
 DEFAULT_DIRECTORY = "/var/lib/akri"
 DEFAULT_PORT = 10000  # the port Akri's Rust helper uses in network mode
+MAX_UNIX_PATH_BYTES = 107  # sun_path is 108 bytes on Linux, including the NUL
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,11 @@ class HandlerRuntime:
         if self.config.pod_ip is None:
             self.config.directory.mkdir(parents=True, exist_ok=True)
             path = self.config.directory / f"{name}.sock"
+            if len(os.fsencode(path)) > MAX_UNIX_PATH_BYTES:
+                raise RuntimeError(
+                    f"socket path {path} is {len(os.fsencode(path))} bytes; unix sockets allow "
+                    f"{MAX_UNIX_PATH_BYTES}: use a shorter handler name or directory"
+                )
             if socket_accepts(path):
                 raise RuntimeError(
                     f"another process is serving {path}; two handlers named {name!r} "

@@ -13,14 +13,11 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from akri_sdk.handler import DiscoveryHandler
-from akri_sdk.probes import ProbeServer
-from akri_sdk.runtime import HandlerRuntime, RuntimeConfig, serve
 from akri_sdk.testing.fake_agent import FakeAgent
+from akri_sdk.testing.harness import ServedHandlers
 
 
 @pytest.fixture
@@ -37,52 +34,13 @@ async def agent(akri_dir: Path) -> AsyncIterator[FakeAgent]:
         yield fake
 
 
-class Served:
-    """Handlers served in this event loop, stopped at the end of the test."""
-
-    def __init__(self, akri_dir: Path) -> None:
-        self.akri_dir = akri_dir
-        self.runtimes: list[HandlerRuntime] = []
-        self.probe_servers: list[ProbeServer] = []
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self, *handlers: DiscoveryHandler, **config: Any) -> list[HandlerRuntime]:
-        options: dict[str, Any] = {"directory": self.akri_dir, "poll_interval": 0.05}
-        options.update(config)
-        started = asyncio.Event()
-        self._task = asyncio.create_task(
-            serve(
-                handlers,
-                RuntimeConfig(**options),
-                stop=self._stop,
-                started=started,
-                runtimes=self.runtimes,
-                probe_servers=self.probe_servers,
-            )
-        )
-        waiter = asyncio.create_task(started.wait())
-        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._task.done():
-            waiter.cancel()
-            self._task.result()
-        return self.runtimes
-
-    def probe_port(self) -> int:
-        """The bound health port (started with health_port=0)."""
-        [probes] = self.probe_servers
-        return probes.port
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+# The reusable harness of the testing kit; named for the tests that use it.
+Served = ServedHandlers
 
 
 @pytest.fixture
 async def served(akri_dir: Path) -> AsyncIterator[Served]:
-    harness = Served(akri_dir)
+    harness = ServedHandlers(akri_dir)
     yield harness
     with contextlib.suppress(Exception):
         await harness.stop()

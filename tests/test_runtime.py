@@ -410,3 +410,14 @@ async def test_good_request_gets_headers_then_complete_snapshot_on_the_wire(
     [message] = raw.messages
     response = pb.DiscoverResponse.FromString(message)
     assert sorted(d.id for d in response.devices) == ["foo0", "foo1"]
+
+
+async def test_socket_path_too_long_is_a_clear_error(served: Served, akri_dir: Path) -> None:
+    class LongName(DiscoveryHandler):
+        name = "n" * 100
+
+        async def scan(self, ctx: DiscoveryContext[Any]) -> Iterable[Device]:
+            return []
+
+    with pytest.raises(RuntimeError, match=r"unix sockets allow 107: use a shorter handler name"):
+        await served.start(LongName())
