@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) scripts/system-
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/akri-dh demo
+	$(BIN)/python examples/demo/demo.py
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +32,39 @@ def test_demo_shows_instances_going_and_coming() -> None:
     online = out.index("writing ONLINE")
     assert "3 Instance(s)" in out[online:]
     assert "handler exited with status 0; socket removed: True" in out
+
+
+@pytest.mark.slow
+def test_make_demo_shows_sensors_joining_and_going_silent() -> None:
+    """`make demo`: debugEcho and simulated MQTT sound sensors through the local Agent."""
+    demo = Path(__file__).resolve().parents[1] / "examples" / "demo" / "demo.py"
+    result = subprocess.run(
+        [sys.executable, str(demo), "--seconds", "17", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    changes = [
+        (e["event"], e["device_id"])
+        for e in events
+        if e["event"] in ("instance_added", "instance_removed")
+    ]
+    assert {d for kind, d in changes if kind == "instance_added"} >= {
+        "foo0",
+        "foo1",
+        "foo2",
+        "booth-1",
+        "booth-2",
+        "booth-3",
+        "booth-4",
+    }
+    # booth-1 goes quiet (dropped after the silence timeout), then comes back;
+    # booth-2 loses its connection (its last will removes it at once).
+    booth_1 = [kind for kind, d in changes if d == "booth-1"]
+    assert booth_1 == ["instance_added", "instance_removed", "instance_added"]
+    assert [kind for kind, d in changes if d == "booth-2"] == ["instance_added", "instance_removed"]
+    assert not [d for kind, d in changes if kind == "instance_removed" and d.startswith("foo")]
+    assert events[-1]["event"] == "agent_stopped"
