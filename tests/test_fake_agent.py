@@ -25,6 +25,7 @@ from akri_sdk.testing.fake_agent import (
     DISCOVER_PATH,
     REGISTER_PATH,
     FakeAgent,
+    InstanceInfo,
     Registration,
     StreamEndedError,
 )
@@ -224,8 +225,11 @@ class DiscoverServer(Waitable):
             self.changed()
             raise
 
-    async def start(self, address: str) -> int:
-        self.server = grpc.aio.server()
+    async def start(self, address: str, *, max_receive_bytes: int | None = None) -> int:
+        options = []
+        if max_receive_bytes is not None:
+            options.append(("grpc.max_receive_message_length", max_receive_bytes))
+        self.server = grpc.aio.server(options=options)
         handler = grpc.unary_stream_rpc_method_handler(
             self._discover,
             request_deserializer=pb.DiscoverRequest.FromString,
@@ -567,3 +571,224 @@ async def test_until_times_out_with_the_agents_state(agent: FakeAgent) -> None:
 def test_socket_path_length_is_checked() -> None:
     with pytest.raises(ValueError, match="too long"):
         FakeAgent(Path("/tmp") / ("d" * 120))
+
+
+# ---- response headers: proven, never guessed ----------------------------------
+
+
+async def test_a_refused_large_request_never_records_headers(
+    agent: FakeAgent, short_dir: Path
+) -> None:
+    """grpcio resolves initial_metadata() (empty) for a trailers-only reply, and for a
+    5 MB request often before the status: call.done() is still False then."""
+
+    async def refuse(request: pb.DiscoverRequest, context: Any) -> AsyncIterator[Any]:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "discoveryDetails: too large")
+        yield  # pragma: no cover - makes this an async generator
+
+    server = DiscoverServer(refuse)
+    path = str(short_dir / "big.sock")
+    await server.start(f"unix:{path}", max_receive_bytes=16 * 1024 * 1024)
+    big = "x" * (5 * 1024 * 1024)
+    try:
+        for _ in range(20):
+            stream = agent.discover(path, details=big)
+            assert await stream.wait_ended() == grpc.StatusCode.INVALID_ARGUMENT
+            assert stream.message == "discoveryDetails: too large"
+            assert stream.headers_at is None
+            assert stream.initial_metadata is None
+            assert not stream.connect_failed
+    finally:
+        await server.stop()
+    assert len(server.requests) == 20
+    assert all(len(r.discovery_details) == len(big) for r in server.requests)
+
+
+async def test_headers_then_an_abort_records_the_headers(agent: FakeAgent, short_dir: Path) -> None:
+    seen: list[Any] = []
+
+    async def open_then_fail(request: pb.DiscoverRequest, context: Any) -> AsyncIterator[Any]:
+        await context.send_initial_metadata((("x-handler", "yes"),))
+        # Abort only once the fake Agent took those as headers: an abort that
+        # follows headers at once cannot be told from a trailers-only reply.
+        await seen[0].until(lambda s: s.headers_at is not None)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "failed after headers")
+        yield  # pragma: no cover - makes this an async generator
+
+    server = DiscoverServer(open_then_fail)
+    path = str(short_dir / "late.sock")
+    await server.start(f"unix:{path}")
+    try:
+        stream = agent.discover(path)
+        seen.append(stream)
+        assert await stream.wait_ended() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        await server.stop()
+    assert stream.headers_at is not None
+    assert stream.ended_at is not None
+    assert stream.opened_at <= stream.headers_at <= stream.ended_at
+    assert stream.initial_metadata == (("x-handler", "yes"),)
+    assert stream.snapshots == []
+    assert not stream.connect_failed
+
+
+# ---- removing a Configuration -------------------------------------------------
+
+
+async def test_remove_configuration_is_atomic_for_observers(
+    agent: FakeAgent, handler: tuple[DiscoverServer, str]
+) -> None:
+    server, path = handler
+    server.publish("d")
+    agent.add_configuration("cfg", "h")
+    await register(agent, "h", path)
+    await register(agent, "h", path)  # two streams to cancel (spec §2.2)
+    await agent.until(
+        lambda a: len(a.streams("cfg")) == 2 and all(s.latest for s in a.streams("cfg"))
+    )
+    assert len(agent.instances("cfg")) == 1
+
+    removal = asyncio.create_task(agent.remove_configuration("cfg"))
+    await asyncio.sleep(0)  # the removal has begun; its streams take turns to end
+    observed = 0
+    while not removal.done():
+        # Listed, without Instances, its name still taken, until every stream ended.
+        assert len(agent.streams("cfg")) == 2
+        assert agent.instances("cfg") == {}
+        assert agent.instance_details("cfg") == {}
+        assert "removing" in agent.describe()
+        with pytest.raises(ValueError, match="being removed"):
+            agent.add_configuration("cfg", "h")
+        observed += 1
+        await asyncio.sleep(0)
+    await removal
+    assert observed > 0
+    with pytest.raises(KeyError, match="cfg"):
+        agent.streams("cfg")
+    with pytest.raises(KeyError, match="cfg"):
+        agent.instances("cfg")
+    await server.wait_for(lambda: server.cancelled == 2)
+    # The name is free again.
+    assert len(agent.add_configuration("cfg", "h")) == 1
+    with pytest.raises(KeyError, match="nope"):
+        await agent.remove_configuration("nope")
+
+
+async def test_concurrent_removals_both_wait_for_the_end(
+    agent: FakeAgent, handler: tuple[DiscoverServer, str]
+) -> None:
+    server, path = handler
+    server.publish("d")
+    await register(agent, "h", path)
+    (stream,) = agent.add_configuration("cfg", "h")
+    await stream.next_snapshot()
+    await asyncio.gather(agent.remove_configuration("cfg"), agent.remove_configuration("cfg"))
+    assert stream.ended
+    with pytest.raises(KeyError):
+        agent.streams("cfg")
+
+
+# ---- instance details -----------------------------------------------------------
+
+
+async def test_instance_details_tell_shared_instances(agent: FakeAgent, short_dir: Path) -> None:
+    local, shared = DiscoverServer(), DiscoverServer()
+    local_path, shared_path = str(short_dir / "l.sock"), str(short_dir / "s.sock")
+    await local.start(f"unix:{local_path}")
+    await shared.start(f"unix:{shared_path}")
+    try:
+        local.publish("my_local_device")
+        shared.publish("my_shared_device")
+        await register(agent, "h", local_path, shared=False)
+        await register(agent, "h", shared_path, shared=True)
+        agent.add_configuration("cfg", "h")
+        await agent.until(lambda a: len(a.instances("cfg")) == 2)
+        details = agent.instance_details("cfg")
+        assert details == {
+            "cfg-e77db4": InstanceInfo(
+                Device("my_local_device", {"ID": "my_local_device"}), False, local_path
+            ),
+            "cfg-4294ea": InstanceInfo(
+                Device("my_shared_device", {"ID": "my_shared_device"}), True, shared_path
+            ),
+        }
+        # instances() is unchanged: the same names, the devices only.
+        assert agent.instances("cfg") == {name: info.device for name, info in details.items()}
+    finally:
+        await local.stop()
+        await shared.stop()
+
+
+# ---- properties resolved per Discover ---------------------------------------------
+
+
+async def test_callable_properties_are_resolved_for_every_discover(
+    agent: FakeAgent, handler: tuple[DiscoverServer, str]
+) -> None:
+    server, path = handler
+    server.publish("d")
+    calls = 0
+
+    def resolve() -> dict[str, bytes | None]:
+        nonlocal calls
+        calls += 1
+        return {"CALL": str(calls).encode(), "FLAG": None}
+
+    assert agent.add_configuration("cfg", "h", properties=resolve) == []
+    assert calls == 0  # no endpoint, no Discover
+    await register(agent, "h", path)
+    await server.wait_for(lambda: len(server.requests) == 1)
+    await register(agent, "h", path)  # one more stream (spec §2.2), resolved again
+    await server.wait_for(lambda: len(server.requests) == 2)
+    assert calls == 2
+    assert sorted(r.discovery_properties["CALL"].vec for r in server.requests) == [b"1", b"2"]
+    assert all(not r.discovery_properties["FLAG"].HasField("vec") for r in server.requests)
+    # A Configuration added now resolves once per endpoint it calls.
+    assert len(agent.add_configuration("later", "h", properties=resolve)) == 1
+    assert calls == 3
+
+
+async def test_mapping_properties_are_taken_once(
+    agent: FakeAgent, handler: tuple[DiscoverServer, str]
+) -> None:
+    server, path = handler
+    server.publish("d")
+    properties: dict[str, bytes | None] = {"USER": b"me"}
+    agent.add_configuration("cfg", "h", properties=properties)
+    properties["USER"] = b"changed later"
+    await register(agent, "h", path)
+    await register(agent, "h", path)
+    await server.wait_for(lambda: len(server.requests) == 2)
+    assert [r.discovery_properties["USER"].vec for r in server.requests] == [b"me", b"me"]
+
+
+async def test_properties_that_cannot_be_resolved(
+    agent: FakeAgent, handler: tuple[DiscoverServer, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, path = handler
+    server.publish("d")
+    await register(agent, "h", path)
+
+    def missing() -> dict[str, bytes | None]:
+        raise LookupError("Secret default/creds has no key 'password'")
+
+    # Now: the request fails and nothing is added.
+    with pytest.raises(LookupError, match="password"):
+        agent.add_configuration("cfg", "h", properties=missing)
+    with pytest.raises(KeyError):
+        agent.streams("cfg")
+
+    # For a later registration: that endpoint is left out, the rest carries on.
+    broken = True
+
+    def flaky() -> dict[str, bytes | None]:
+        if broken:
+            raise LookupError("not yet")
+        return {}
+
+    broken = False
+    assert len(agent.add_configuration("cfg", "h", properties=flaky)) == 1
+    broken = True
+    await register(agent, "h", path)
+    assert len(agent.streams("cfg")) == 1
+    assert "could not resolve the properties of Configuration 'cfg'" in caplog.text

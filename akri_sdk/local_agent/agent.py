@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import grpc
 
-from akri_sdk.device import instance_name
 from akri_sdk.local_agent import events
 from akri_sdk.local_agent.events import Event
 from akri_sdk.local_agent.model import Configuration
@@ -213,17 +212,11 @@ class LocalAgent:
 
     def _instance_views(self, configuration: Configuration) -> list[InstanceView]:
         node = self.fake.node_name
-        any_shared = any(
-            stream.registration is not None and stream.registration.shared
-            for stream in self.fake.streams(configuration.name)
-        )
-        views = []
-        for name, device in self.fake.instances(configuration.name).items():
-            # The fake Agent names each Instance with its endpoint's `shared`
-            # flag (spec §2.4, §3.6); the name tells which one it used.
-            shared = any_shared and name == instance_name(configuration.name, device.id, node, True)
-            views.append(InstanceView.build(configuration, name, device, node, shared))
-        return views
+        # Each Instance is shared as its endpoint registered (spec §2.4, §3.6).
+        return [
+            InstanceView.build(configuration, name, info.device, node, info.shared)
+            for name, info in self.fake.instance_details(configuration.name).items()
+        ]
 
     def status(self) -> AgentStatus:
         """What the live table shows now."""

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from akri_sdk.testing.fake_agent import (
         DiscoverStream,
         FakeAgent,
+        InstanceInfo,
         Registration,
         RejectedCall,
         StreamEndedError,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DiscoverStream",
     "FakeAgent",
+    "InstanceInfo",
     "Registration",
     "RejectedCall",
     "StreamEndedError",

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeAlias
 from urllib.parse import urlsplit
 
 import grpc
@@ -38,10 +38,13 @@ from akri_sdk.testing.authority import authority_error
 __all__ = [
     "DiscoverStream",
     "FakeAgent",
+    "InstanceInfo",
+    "Properties",
     "Registration",
     "RejectedCall",
     "StreamEndedError",
     "TimedSnapshot",
+    "discover_request",
 ]
 
 log = logging.getLogger("akri_sdk.testing.fake_agent")
@@ -50,10 +53,17 @@ REGISTRATION_SOCKET_NAME = "agent-registration.sock"
 REGISTER_PATH = "/v0.Registration/RegisterDiscoveryHandler"
 DISCOVER_PATH = "/v0.DiscoveryHandler/Discover"
 UDS, NETWORK = 0, 1
+# How long a call must stay open after its initial metadata, with no message,
+# before those are taken as response headers (see DiscoverStream.headers_at).
+HEADERS_SETTLE = 0.1
 # tonic's default max_decoding_message_size; larger requests get OUT_OF_RANGE.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 MAX_UNIX_PATH_BYTES = 107
+
+Properties: TypeAlias = Mapping[str, bytes | None] | Callable[[], Mapping[str, bytes | None]]
+"""A Configuration's discoveryProperties: resolved values (None: declared without a
+value), or a function that resolves them, called for every Discover (spec §3.2)."""
 
 _NO_PROPERTIES: Mapping[str, bytes | None] = MappingProxyType({})
 _CONNECT_FAILED = "failed to connect"
@@ -95,6 +105,20 @@ class TimedSnapshot:
     devices: tuple[Device, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """One Instance of a Configuration: its device and where it came from.
+
+    `shared` is the `shared` flag of the registration whose stream reported the
+    device; it decides the Instance name (spec §2.4, §3.6). `endpoint` is that
+    registration's endpoint.
+    """
+
+    device: Device
+    shared: bool
+    endpoint: str
+
+
 class StreamEndedError(RuntimeError):
     """The Discover stream ended while a test was waiting for another snapshot."""
 
@@ -126,7 +150,7 @@ class _Signal:
             raise TimeoutError(f"not reached within {timeout:g}s; {describe()}") from None
 
 
-def _discover_request(details: str, properties: Mapping[str, bytes | None]) -> pb.DiscoverRequest:
+def discover_request(details: str, properties: Mapping[str, bytes | None]) -> pb.DiscoverRequest:
     """Build the request; a None value is a property declared without a value (spec §3.2)."""
     return pb.DiscoverRequest(
         discovery_details=details,
@@ -135,6 +159,15 @@ def _discover_request(details: str, properties: Mapping[str, bytes | None]) -> p
             for key, value in properties.items()
         },
     )
+
+
+def _requests(details: str, properties: Properties) -> Callable[[], pb.DiscoverRequest]:
+    """What a Configuration sends in each Discover call: a mapping is resolved once, now."""
+    if callable(properties):
+        resolve = properties
+        return lambda: discover_request(details, resolve())
+    request = discover_request(details, properties)
+    return lambda: request
 
 
 def _channel_target(endpoint: str, endpoint_type: int, authority: str) -> tuple[str, list[Any]]:
@@ -157,6 +190,23 @@ class DiscoverStream:
     """One Discover call, read until it ends, with every snapshot and when it came.
 
     Create through `FakeAgent.discover` or `FakeAgent.add_configuration`.
+
+    `headers_at` is when the handler's response headers arrived, or None while
+    none are known to have come; the Agent reads a call that fails before
+    them (a trailers-only reply) as refused, and one that fails after them as
+    a stream that ended (spec §3.3, §3.5). grpcio cannot tell the two apart:
+    it resolves `initial_metadata()` (empty) for a trailers-only reply too,
+    sometimes milliseconds before the status, so `call.done()` at that moment
+    decides nothing. The metadata's arrival time is therefore taken as
+    `headers_at` only once it is proven to have been headers: when the first
+    DiscoverResponse arrives (headers always precede messages), or when the
+    call is still open `HEADERS_SETTLE` seconds later. A call that ends before
+    either, without a message, keeps `headers_at` None: it is reported as
+    refused even if the handler did send headers and then failed within that
+    time, and a stream cancelled by the fake Agent within that time without a
+    message keeps None too. Headers are thus published up to `HEADERS_SETTLE`
+    late on a stream that sends no message, but `headers_at` keeps the time
+    they arrived.
     """
 
     def __init__(
@@ -188,6 +238,9 @@ class DiscoverStream:
         self._signal = _Signal()
         self._on_change = on_change
         self._call: Any = None
+        # (arrival time, metadata) of initial metadata not yet proven to be headers.
+        self._unproven: tuple[float, tuple[tuple[str, str | bytes], ...]] | None = None
+        self._settle: asyncio.TimerHandle | None = None
         self._task = asyncio.create_task(
             self._run(authority), name=f"fake-agent discover {endpoint}"
         )
@@ -213,9 +266,31 @@ class DiscoverStream:
         if self._on_change is not None:
             self._on_change(self)
 
+    def _stop_settling(self) -> None:
+        if self._settle is not None:
+            self._settle.cancel()
+            self._settle = None
+
+    def _prove_headers(self) -> bool:
+        """Take the initial metadata as response headers; whether that changed anything."""
+        self._stop_settling()
+        if self._unproven is None:
+            return False
+        self.headers_at, self.initial_metadata = self._unproven
+        self._unproven = None
+        return True
+
+    def _settled(self, call: Any) -> None:
+        """HEADERS_SETTLE after the initial metadata: still open, so they were headers."""
+        self._settle = None
+        if not self.ended and not call.done() and self._prove_headers():
+            self._changed()
+
     def _finish(self, code: grpc.StatusCode, message: str | None) -> None:
         if self.ended:
             return
+        self._stop_settling()
+        self._unproven = None  # ended without proof: no headers (see the class docstring)
         self.code, self.message = code, message
         self.ended, self.ended_at = True, time.monotonic()
         # grpcio cannot say "connect failed" other than in its message; the
@@ -242,14 +317,16 @@ class DiscoverStream:
             )(self.request)
             self._call = call
             metadata = await call.initial_metadata()
-            # grpcio also resolves initial_metadata() (empty) when the call
-            # failed without response headers (trailers-only reply, connect
-            # failure); the call is already done then.
+            # grpcio also resolves initial_metadata() (empty) for a call that
+            # failed without response headers (a trailers-only reply, a failed
+            # connect), not always after the status: headers only once proven.
+            self._unproven = (time.monotonic(), tuple(metadata) if metadata is not None else ())
             if not call.done():
-                self.headers_at = time.monotonic()
-                self.initial_metadata = tuple(metadata) if metadata is not None else ()
-                self._changed()
+                self._settle = asyncio.get_running_loop().call_later(
+                    HEADERS_SETTLE, self._settled, call
+                )
             async for response in call:
+                self._prove_headers()  # a message comes only after headers
                 devices = tuple(Device.from_proto(d) for d in response.devices)
                 self.snapshots.append(TimedSnapshot(time.monotonic(), devices))
                 self._changed()
@@ -308,8 +385,11 @@ class DiscoverStream:
 class _Configuration:
     name: str
     handler: str
-    request: pb.DiscoverRequest
+    # The DiscoverRequest for one more Discover call (spec §3.2).
+    request: Callable[[], pb.DiscoverRequest]
     streams: list[DiscoverStream] = field(default_factory=list)
+    # remove_configuration is cancelling its streams; it is gone when they ended.
+    removing: bool = False
 
 
 @dataclass(slots=True)
@@ -484,7 +564,7 @@ class FakeAgent:
 
         A string containing `://` is a NETWORK endpoint, anything else a socket path.
         """
-        request = _discover_request(details, properties)
+        request = discover_request(details, properties)
         if isinstance(endpoint, Registration):
             return self._open(endpoint.endpoint, endpoint.endpoint_type, request, endpoint, None)
         endpoint_type = NETWORK if "://" in endpoint else UDS
@@ -517,30 +597,43 @@ class FakeAgent:
         name: str,
         handler: str,
         details: str = "",
-        properties: Mapping[str, bytes | None] = _NO_PROPERTIES,
+        properties: Properties = _NO_PROPERTIES,
     ) -> list[DiscoverStream]:
         """Start discovery for a Configuration: one stream per matching registration.
 
         Registrations that arrive later open more streams (spec §3.1). Returns
-        the streams opened now.
+        the streams opened now. `properties` is either a mapping, copied now
+        and sent in every Discover call for this Configuration, or a function
+        called without arguments for every such call (now, once per matching
+        registration, and on every later registration), as the Agent resolves
+        discoveryProperties each time (spec §3.2). If it raises now, the
+        Configuration is not added and the error propagates (the Agent fails
+        the request); if it raises for a later registration, that one gets no
+        stream (the Agent ignores failures to add an endpoint).
         """
-        if name in self._configurations:
+        existing = self._configurations.get(name)
+        if existing is not None and existing.removing:
+            raise ValueError(f"Configuration {name!r} is being removed; await its removal first")
+        if existing is not None:
             raise ValueError(f"Configuration {name!r} exists; the Agent keys requests by name")
-        configuration = _Configuration(name, handler, _discover_request(details, properties))
+        configuration = _Configuration(name, handler, _requests(details, properties))
+        # Resolve every request first: a failure adds nothing.
+        requests = [(r, configuration.request()) for r in self.endpoints(handler)]
         self._configurations[name] = configuration
-        opened = [
-            self._open_for(configuration, registration) for registration in self.endpoints(handler)
-        ]
+        opened = [self._open_for(configuration, r, request) for r, request in requests]
         self._signal.notify()
         return opened
 
     def _open_for(
-        self, configuration: _Configuration, registration: Registration
+        self,
+        configuration: _Configuration,
+        registration: Registration,
+        request: pb.DiscoverRequest,
     ) -> DiscoverStream:
         stream = self._open(
             registration.endpoint,
             registration.endpoint_type,
-            configuration.request,
+            request,
             registration,
             configuration.name,
         )
@@ -548,11 +641,27 @@ class FakeAgent:
         return stream
 
     async def remove_configuration(self, name: str) -> None:
-        """Delete a Configuration: its streams are dropped (the handler sees CANCELLED)."""
-        configuration = self._configurations.pop(name)
-        await asyncio.gather(*(stream.cancel() for stream in configuration.streams))
-        self._streams = [s for s in self._streams if s.configuration != name]
+        """Delete a Configuration: its streams are dropped (the handler sees CANCELLED).
+
+        Atomic for observers: from the call on, the Configuration has no
+        Instances (the Agent deletes them with it), every stream of it is
+        being cancelled and no registration opens another; yet it stays
+        listed while its streams end, so `streams(name)` and `instances(name)`
+        (empty) answer and `add_configuration(name, ...)` refuses the name.
+        When every stream has ended it is gone at once, and those calls raise
+        KeyError. KeyError if there is no such Configuration; a second call
+        during the removal waits for the same end.
+        """
+        configuration = self._configuration(name)
+        configuration.removing = True
+        for stream in configuration.streams:
+            stream._drop()
         self._signal.notify()
+        await asyncio.gather(*(stream.cancel() for stream in configuration.streams))
+        if self._configurations.get(name) is configuration:
+            del self._configurations[name]
+            self._streams = [s for s in self._streams if s.configuration != name]
+            self._signal.notify()
 
     def endpoints(self, handler: str) -> list[Registration]:
         """The registrations a Configuration added now would call: one per endpoint uid,
@@ -567,15 +676,24 @@ class FakeAgent:
         """Instance name -> device, from the latest snapshot of each live stream (spec §3.4).
 
         Streams that ended contribute nothing; the first device with a name wins.
+        `instance_details` says more about each Instance.
         """
-        found: dict[str, Device] = {}
-        for stream in self._configuration(configuration).streams:
+        return {name: info.device for name, info in self.instance_details(configuration).items()}
+
+    def instance_details(self, configuration: str) -> dict[str, InstanceInfo]:
+        """Instance name -> device, shared flag and endpoint; the same Instances as `instances`."""
+        entry = self._configuration(configuration)
+        found: dict[str, InstanceInfo] = {}
+        if entry.removing:
+            return found
+        for stream in entry.streams:
             if stream.ended or not stream.snapshots:
                 continue
             shared = stream.registration.shared if stream.registration is not None else False
             for device in stream.snapshots[-1].devices:
                 key = instance_name(configuration, device.id, self.node_name, shared)
-                found.setdefault(key, device)
+                if key not in found:
+                    found[key] = InstanceInfo(device, shared, stream.endpoint)
         return found
 
     def _configuration(self, name: str) -> _Configuration:
@@ -616,9 +734,10 @@ class FakeAgent:
                 f"{'ended ' + str(s.code) if s.ended else 'open'}/{len(s.snapshots)} snapshots"
                 for s in configuration.streams
             ]
+            removing = " removing" if configuration.removing else ""
             lines.append(
-                f"configuration {name!r} (handler {configuration.handler!r}): streams={states} "
-                f"instances={sorted(self.instances(name))}"
+                f"configuration {name!r} (handler {configuration.handler!r}){removing}: "
+                f"streams={states} instances={sorted(self.instances(name))}"
             )
         return "\n".join(lines)
 
@@ -643,8 +762,20 @@ class FakeAgent:
         # Live requests each open one more stream, duplicates included; the
         # registry keeps one endpoint per uid for requests made later (§2.2).
         for configuration in self._configurations.values():
-            if configuration.handler == registration.name:
-                self._open_for(configuration, registration)
+            if configuration.handler != registration.name or configuration.removing:
+                continue
+            try:
+                discover = configuration.request()
+            except Exception:
+                log.warning(
+                    "fake Agent could not resolve the properties of Configuration %r for %s; "
+                    "no stream for it",
+                    configuration.name,
+                    registration.uid,
+                    exc_info=True,
+                )
+                continue
+            self._open_for(configuration, registration, discover)
         self._registry.setdefault(registration.name, {})[registration.uid] = registration
         self._signal.notify()
 
