@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -254,3 +255,15 @@ def _decode(raw: bytes, name: str | None) -> str:
         # UnicodeDecodeError keeps the whole input in `.object`; report only where.
         position = exc.start
     raise PropertyError(name, f"not valid UTF-8 (invalid byte at offset {position})")
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):[^/@\s]*@")
+
+
+def redact_url_passwords(text: str) -> str:
+    """`mqtt://user:pw@host` -> `mqtt://user:********@host`, anywhere in `text`.
+
+    Credentials belong in discoveryProperties, but a Configuration may still put
+    one in a URI inside discoveryDetails; logs and status views show details.
+    """
+    return _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:********@", text)

@@ -34,9 +34,10 @@ class DiscoveryContext(Generic[DetailsT]):
     """
 
     handler_name: str
-    details: DetailsT
+    # Details can carry credentials (a broker URI with a password): keep them out of reprs.
+    details: DetailsT = field(repr=False)
     properties: DiscoveryProperties
-    raw_details: str
+    raw_details: str = field(repr=False)
     key: str
     log: logging.LoggerAdapter[logging.Logger] = field(repr=False)
     # Free-form per-task state a handler may keep between scans.

@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 
 from akri_sdk._proto import discovery_pb2 as pb
-from akri_sdk.credentials import DiscoveryProperties, PropertyError
+from akri_sdk.credentials import DiscoveryProperties, PropertyError, redact_url_passwords
 from akri_sdk.details import (
     DEFAULT_MAX_DETAILS_BYTES,
     DetailsError,
@@ -145,7 +145,7 @@ class DiscoverService:
             task = await self._task_for(request)
         except (DetailsError, PropertyError) as error:
             self.stats.details_rejected += 1
-            self._log.warning("refused a Discover request: %s", error)
+            self._log.warning("refused a Discover request: %s", redact_url_passwords(str(error)))
             # Before any headers: the Agent sees a failed call and backs off.
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return

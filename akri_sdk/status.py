@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from akri_sdk.credentials import redact_url_passwords
 from akri_sdk.health import readiness
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def _handler_status(runtime: HandlerRuntime, now: float) -> dict[str, Any]:
         tasks.append(
             {
                 "task": task.ctx.key,
-                "details": task.ctx.raw_details,
+                "details": redact_url_passwords(task.ctx.raw_details),
                 "property_names": sorted(task.ctx.properties),
                 "streams": task.subscribers,
                 "failures": task.failures,

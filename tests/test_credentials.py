@@ -14,7 +14,13 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from akri_sdk._proto import discovery_pb2 as pb
-from akri_sdk.credentials import Credentials, DiscoveryProperties, PropertyError, Secret
+from akri_sdk.credentials import (
+    Credentials,
+    DiscoveryProperties,
+    PropertyError,
+    Secret,
+    redact_url_passwords,
+)
 
 VALUE = "hunter2-Zq9xKv"  # distinctive, so a leak is unmistakable
 BVALUE = VALUE.encode()
@@ -368,3 +374,28 @@ def test_repr_never_depends_on_values(values_by_name: dict[str, bytes | None]) -
         for text in {value.decode("utf-8", "replace"), value.decode("latin-1"), repr(value)}:
             assume(not any(text in b for b in boilerplate))
             assert not any(text in r for r in rendered)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "mqttBrokerUri: mqtts://user:hunter2@broker:8883/x",
+            "mqttBrokerUri: mqtts://user:********@broker:8883/x",
+        ),
+        ("a ws://u:p@h b tcp://v:q@i", "a ws://u:********@h b tcp://v:********@i"),
+        ("mqtt://broker:1883 and http://user@host", "mqtt://broker:1883 and http://user@host"),
+        ("no url here", "no url here"),
+    ],
+)
+def test_redact_url_passwords(text: str, expected: str) -> None:
+    assert redact_url_passwords(text) == expected
+
+
+@given(
+    st.text(alphabet="abc:/@ 12", max_size=40),
+    st.text(alphabet="xyzXYZ789", min_size=4, max_size=12),
+)
+def test_redacted_urls_never_show_the_password(prefix: str, password: str) -> None:
+    text = f"{prefix} mqtt://user:{password}@host/{prefix}"
+    assert f":{password}@" not in redact_url_passwords(text)
