@@ -40,3 +40,4 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.bench_mqtt
