@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) scripts/system-
 demo: $(STAMP)
 	$(BIN)/python examples/demo/demo.py
 
+# grpc's C core otherwise logs every idle-connection GOAWAY at INFO.
+export GRPC_VERBOSITY ?= ERROR
+
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
