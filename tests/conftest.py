@@ -9,9 +9,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import asyncio
 import contextlib
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -19,19 +17,18 @@ import pytest
 from akri_sdk.testing.fake_agent import FakeAgent
 from akri_sdk.testing.harness import ServedHandlers
 
-
-@pytest.fixture
-def akri_dir() -> Iterator[Path]:
-    # AF_UNIX paths are limited to 107 bytes; pytest's tmp_path can be longer.
-    path = Path(tempfile.mkdtemp(prefix="akri-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+# Our own tests use the testing kit's pytest plugin like any handler project,
+# under the shorter names they were written with.
 
 
 @pytest.fixture
-async def agent(akri_dir: Path) -> AsyncIterator[FakeAgent]:
-    async with FakeAgent(akri_dir) as fake:
-        yield fake
+def akri_dir(akri_socket_dir: Path) -> Path:
+    return akri_socket_dir
+
+
+@pytest.fixture
+def agent(akri_agent: FakeAgent) -> FakeAgent:
+    return akri_agent
 
 
 # The reusable harness of the testing kit; named for the tests that use it.

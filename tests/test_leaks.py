@@ -63,6 +63,8 @@ async def test_in_process_cycles_leave_no_task_fd_or_memory(
             async for _ in call:
                 break
             call.cancel()
+            # Let the client finish its side too, so only server state can remain.
+            assert await call.code() == grpc.StatusCode.CANCELLED
 
     async def settle() -> tuple[int, int]:
         await eventually(lambda: not service.streams and not service.tasks, what="streams to close")

@@ -7,8 +7,6 @@ import os
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import contextlib
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,19 +15,17 @@ import pytest
 from akri_sdk.testing.fake_agent import FakeAgent
 from mqtt_helpers import Broker, Pki, Publisher, Served, find_mosquitto
 
-
-@pytest.fixture
-def akri_dir() -> Iterator[Path]:
-    # AF_UNIX paths are limited to 107 bytes; pytest's tmp_path can be longer.
-    path = Path(tempfile.mkdtemp(prefix="akri-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+# The testing kit's pytest plugin fixtures, under the names these tests use.
 
 
 @pytest.fixture
-async def agent(akri_dir: Path) -> AsyncIterator[FakeAgent]:
-    async with FakeAgent(akri_dir) as fake:
-        yield fake
+def akri_dir(akri_socket_dir: Path) -> Path:
+    return akri_socket_dir
+
+
+@pytest.fixture
+def agent(akri_agent: FakeAgent) -> FakeAgent:
+    return akri_agent
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from akri_sdk.handler import DiscoveryHandler
-from akri_sdk.runtime import HandlerRuntime, RuntimeConfig, serve
+from akri_sdk.runtime import HandlerRuntime
+from akri_sdk.testing.harness import ServedHandlers
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 
@@ -276,40 +277,13 @@ class Publisher:
         self.client.loop_stop()
 
 
-class Served:
-    """Handlers served in this event loop, stopped at the end of the test."""
-
-    def __init__(self, akri_dir: Path) -> None:
-        self.akri_dir = akri_dir
-        self.runtimes: list[HandlerRuntime] = []
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+class Served(ServedHandlers):
+    """The testing kit's harness with a short stop grace: streams are still open when
+    a test ends."""
 
     async def start(self, *handlers: DiscoveryHandler, **config: Any) -> list[HandlerRuntime]:
-        # A short stop grace: streams are still open when a test ends.
-        options: dict[str, Any] = {
-            "directory": self.akri_dir,
-            "poll_interval": 0.05,
-            "stop_grace": 0.1,
-        }
-        options.update(config)
-        started = asyncio.Event()
-        self._task = asyncio.create_task(
-            serve(handlers, RuntimeConfig(**options), stop=self._stop, started=started,
-                  runtimes=self.runtimes)
-        )  # fmt: skip
-        waiter = asyncio.create_task(started.wait())
-        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._task.done():
-            waiter.cancel()
-            self._task.result()
-        return self.runtimes
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        config.setdefault("stop_grace", 0.1)
+        return await super().start(*handlers, **config)
 
 
 async def eventually(
