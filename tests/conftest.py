@@ -7,9 +7,8 @@ import os
 # grpc's C core logs every idle-connection GOAWAY at INFO; keep test output readable.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -41,15 +40,3 @@ async def served(akri_dir: Path) -> AsyncIterator[Served]:
     yield harness
     with contextlib.suppress(Exception):
         await harness.stop()
-
-
-async def eventually(
-    predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
-) -> None:
-    """Poll a cheap predicate until it holds (for state with no event to wait on)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)

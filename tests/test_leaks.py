@@ -15,7 +15,8 @@ import pytest
 from akri_sdk._proto import discovery_pb2 as pb
 from akri_sdk.handlers.debug_echo import DebugEcho
 from akri_sdk.testing.fake_agent import FakeAgent
-from tests.conftest import Served, eventually
+from akri_sdk.testing.harness import eventually
+from tests.conftest import Served
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,8 @@ from akri_sdk import Device, DiscoveryContext, DiscoveryHandler
 from akri_sdk.handlers.debug_echo import DebugEcho
 from akri_sdk.runtime import HandlerRuntime
 from akri_sdk.testing.fake_agent import FakeAgent
-from tests.conftest import Served, eventually
+from akri_sdk.testing.harness import eventually
+from tests.conftest import Served
 
 
 class Scripted(DiscoveryHandler):

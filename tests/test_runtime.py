@@ -17,8 +17,9 @@ from akri_sdk._proto import discovery_pb2 as pb
 from akri_sdk.handlers.debug_echo import DebugEcho
 from akri_sdk.registration import socket_identity
 from akri_sdk.testing.fake_agent import FakeAgent
+from akri_sdk.testing.harness import eventually
 from akri_sdk.testing.raw_discover import raw_discover
-from tests.conftest import Served, eventually
+from tests.conftest import Served
 
 ECHO_DETAILS = "descriptions: [foo0, foo1]"
 

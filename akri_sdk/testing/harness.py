@@ -30,6 +30,7 @@ __all__ = [
     "HandlerProcess",
     "InstanceWatcher",
     "ServedHandlers",
+    "eventually",
     "short_socket_dir",
     "start_handler_process",
 ]
@@ -514,3 +515,17 @@ class InstanceWatcher:
         if self.configuration == name:
             self.configuration = None
         await self.agent.remove_configuration(name)
+
+
+async def eventually(
+    predicate: Callable[[], bool],
+    timeout: float = 5.0,  # noqa: ASYNC109 - a plain bound on the wait
+    what: str = "condition",
+) -> None:
+    """Poll a cheap predicate until it holds (for state with no event to wait on)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)

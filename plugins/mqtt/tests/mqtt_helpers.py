@@ -4,7 +4,6 @@ plugin's tests must not import another distribution's test modules)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -13,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,18 +283,6 @@ class Served(ServedHandlers):
     async def start(self, *handlers: DiscoveryHandler, **config: Any) -> list[HandlerRuntime]:
         config.setdefault("stop_grace", 0.1)
         return await super().start(*handlers, **config)
-
-
-async def eventually(
-    predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
-) -> None:
-    """Poll a cheap predicate until it holds (for state with no event to wait on)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def ids(devices: Iterator[Any] | tuple[Any, ...] | None) -> list[str]:

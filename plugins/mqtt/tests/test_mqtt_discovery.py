@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from akri_sdk.testing.fake_agent import DiscoverStream, FakeAgent
-from mqtt_helpers import Broker, Publisher, Served, eventually, ids
+from akri_sdk.testing.harness import eventually
+from mqtt_helpers import Broker, Publisher, Served, ids
 
 from akri_sdk_mqtt import MqttHandler
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 from akri_sdk.testing.fake_agent import DiscoverStream, FakeAgent
-from mqtt_helpers import Broker, Pki, Publisher, Served, eventually, ids
+from akri_sdk.testing.harness import eventually
+from mqtt_helpers import Broker, Pki, Publisher, Served, ids
 
 from akri_sdk_mqtt import MqttHandler
 
