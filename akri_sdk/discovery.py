@@ -70,6 +70,7 @@ class DiscoveryTask:
         self.handler = handler
         self.ctx = ctx
         self.stats = stats if stats is not None else HandlerStats()
+        ctx.problem_sink = self
         self.feed = SnapshotFeed()
         self.subscribers = 0
         self.failures = 0
@@ -188,6 +189,18 @@ class DiscoveryTask:
                     with contextlib.suppress(Exception):
                         await aclose()
             await self._recover(error)
+
+    def note_problem(self, problem: BaseException | str, kind: str | None) -> None:
+        """A problem the handler reports without raising (see DiscoveryContext)."""
+        if isinstance(problem, str):
+            message, kind = problem, kind or "Problem"
+        else:
+            message, kind = f"{type(problem).__name__}: {problem}", kind or type(problem).__name__
+        self.stats.discovery_errors[kind] += 1
+        self.last_error = message
+
+    def note_resolved(self) -> None:
+        self.last_error = None
 
     def _recovered(self) -> None:
         if self.failures:

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from akri_sdk.credentials import DiscoveryProperties
 from akri_sdk.device import Device
@@ -23,6 +23,11 @@ DetailsT = TypeVar("DetailsT")
 # The handler name becomes a socket file name (<name>.sock) and must equal
 # Configuration.spec.discoveryHandler.name.
 _HANDLER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class ProblemSink(Protocol):
+    def note_problem(self, problem: BaseException | str, kind: str | None) -> None: ...
+    def note_resolved(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -42,6 +47,23 @@ class DiscoveryContext(Generic[DetailsT]):
     log: logging.LoggerAdapter[logging.Logger] = field(repr=False)
     # Free-form per-task state a handler may keep between scans.
     state: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Set by the discovery task that owns this context.
+    problem_sink: ProblemSink | None = field(default=None, repr=False, compare=False)
+
+    def report_problem(self, problem: BaseException | str, *, kind: str | None = None) -> None:
+        """Say discovery is degraded without raising.
+
+        For handlers that recover on their own (a broker connection lost while the
+        handler reconnects): the problem is counted in metrics by `kind` (default:
+        the exception's type) and shown by `akri-dh status` until
+        `problem_resolved()`. Nothing is logged here; log it yourself once.
+        """
+        if self.problem_sink is not None:
+            self.problem_sink.note_problem(problem, kind)
+
+    def problem_resolved(self) -> None:
+        if self.problem_sink is not None:
+            self.problem_sink.note_resolved()
 
 
 class DiscoveryHandler:

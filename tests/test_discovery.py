@@ -71,3 +71,14 @@ async def test_feed_coalesces_for_a_busy_subscriber() -> None:
     feed.publish(())
     assert decode_snapshot(await pending) == ()
     await updates.aclose()
+
+
+async def test_problems_reported_without_raising_are_counted_and_cleared() -> None:
+    task = make_task()
+    task.ctx.report_problem(ConnectionError("broker gone"))
+    task.ctx.report_problem("still gone", kind="Broker")
+    assert task.stats.discovery_errors == {"ConnectionError": 1, "Broker": 1}
+    assert task.last_error == "still gone"
+    task.ctx.problem_resolved()
+    assert task.last_error is None
+    assert "broker gone" not in repr(task.ctx)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import re
 import secrets
@@ -124,7 +123,7 @@ class MqttHandler(DiscoveryHandler):
         from akri_sdk_mqtt.connection import BrokerConnection
 
         connection = BrokerConnection(settings, quiet_topics=inventory.quiet_topics)
-        snapshots = _Session(connection, inventory, ctx.log, loop).snapshots()
+        snapshots = _Session(connection, inventory, ctx, loop).snapshots()
         async with connection, contextlib.aclosing(snapshots):
             self.connections[ctx.key] = connection
             try:
@@ -141,12 +140,13 @@ class _Session:
         self,
         connection: BrokerConnection,
         inventory: DeviceInventory,
-        log: logging.LoggerAdapter[logging.Logger],
+        ctx: DiscoveryContext[Any],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.connection = connection
         self.inventory = inventory
-        self.log = log
+        self.ctx = ctx
+        self.log = ctx.log
         self.loop = loop
         self.public_uri = connection.settings.uri.public
         self.answered = False  # no snapshot yet: the Agent is waiting for a first answer
@@ -197,6 +197,7 @@ class _Session:
                 client = self.connection.settings.client_id
                 self.log.info("connected to %s as %s", self.public_uri, client)
             self.lost_at, self.last_problem = None, None
+            self.ctx.problem_resolved()
             return self.inventory.on_connected(now)
         if isinstance(event, Subscribed):
             if event.refused:
@@ -209,6 +210,8 @@ class _Session:
                 # One line per distinct problem, not one per retry.
                 self.log.warning("broker %s: %s; retrying", self.public_uri, event.reason)
                 self.last_problem = event.reason
+            # Counted per failed attempt and shown by `akri-dh status` until reconnected.
+            self.ctx.report_problem(f"broker {self.public_uri}: {event.reason}", kind="Broker")
             if self.lost_at is None:
                 self.lost_at = now
             self.answer_by = min(self.answer_by, now)

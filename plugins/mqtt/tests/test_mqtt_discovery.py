@@ -213,12 +213,19 @@ async def test_broker_restart_keeps_stream_and_devices(
     make_publisher(broker).publish("t/a", b"1")
     await stream.until(has("t/a"))
     [connection] = handler.connections.values()
+    [runtime] = served.runtimes
+    [task] = runtime.service.tasks.values()
     broker.stop()
     # Down for longer than the silence timeout: the devices stay (grace period).
     await asyncio.sleep(1.2)
     assert ids(stream.latest) == ["t/a"]
+    # The outage is visible to metrics and `akri-dh status` although watch() never raised.
+    assert runtime.service.stats.discovery_errors["Broker"] >= 1
+    assert task.last_error is not None
+    assert task.last_error.startswith(f"broker {broker.uri}")
     broker.start()
     await eventually(lambda: connection.connects == 2, what="reconnect")
+    await eventually(lambda: task.last_error is None, what="problem resolved")
     make_publisher(broker).publish("t/a", b"2")
     make_publisher(broker).publish("t/b", b"2")
     await stream.until(has("t/a", "t/b"))
