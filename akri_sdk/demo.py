@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from akri_sdk.device import Device
+from akri_sdk.runtime import stop_on_signals
 from akri_sdk.testing.fake_agent import FakeAgent
 
 CONFIGURATION = "akri-debug-echo"
@@ -38,12 +39,7 @@ def _table(instances: dict[str, Device], started: float) -> str:
 async def run_demo(seconds: float | None, toggle_every: float) -> int:
     directory = Path(tempfile.mkdtemp(prefix="akri-demo-", dir="/tmp"))
     availability = directory / "debug-echo-availability.txt"
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    if seconds is not None:
-        loop.call_later(seconds, stop.set)
+    stop = stop_on_signals(seconds)
     started = time.monotonic()
     handler: asyncio.subprocess.Process | None = None
     try:

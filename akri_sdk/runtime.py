@@ -29,7 +29,7 @@ from akri_sdk.server import MAX_REQUEST_BYTES, DiscoverService
 if TYPE_CHECKING:
     from akri_sdk.probes import ProbeServer
 
-__all__ = ["HandlerRuntime", "RuntimeConfig", "run", "serve"]
+__all__ = ["HandlerRuntime", "RuntimeConfig", "run", "serve", "stop_on_signals"]
 
 log = logging.getLogger("akri_sdk.runtime")
 
@@ -248,14 +248,24 @@ async def serve(
         log.info("stopped")
 
 
+def stop_on_signals(seconds: float | None = None) -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (or after `seconds`), for a clean stop.
+
+    Call it from the running event loop of the process's main command.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if seconds is not None:
+        loop.call_later(seconds, stop.set)
+    return stop
+
+
 def run(*handlers: DiscoveryHandler, config: RuntimeConfig | None = None) -> None:
     """Run handlers until SIGTERM or SIGINT; the entry point of a handler process."""
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await serve(handlers, config, stop=stop)
+        await serve(handlers, config, stop=stop_on_signals())
 
     asyncio.run(main())

@@ -1,11 +1,6 @@
-"""Shared fixtures: a short socket directory, a running fake Agent, served handlers."""
+"""Served handlers for the SDK's tests (akri_dir and agent come from ../conftest.py)."""
 
 from __future__ import annotations
-
-import os
-
-# grpc's C core logs every idle-connection GOAWAY at INFO; keep test output readable.
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import contextlib
 from collections.abc import AsyncIterator
@@ -13,22 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from akri_sdk.testing.fake_agent import FakeAgent
 from akri_sdk.testing.harness import ServedHandlers
-
-# Our own tests use the testing kit's pytest plugin like any handler project,
-# under the shorter names they were written with.
-
-
-@pytest.fixture
-def akri_dir(akri_socket_dir: Path) -> Path:
-    return akri_socket_dir
-
-
-@pytest.fixture
-def agent(akri_agent: FakeAgent) -> FakeAgent:
-    return akri_agent
-
 
 # The reusable harness of the testing kit; named for the tests that use it.
 Served = ServedHandlers

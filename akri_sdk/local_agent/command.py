@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from akri_sdk.local_agent.properties import (
 )
 from akri_sdk.local_agent.table import LiveTable
 from akri_sdk.local_agent.view import AgentStatus
+from akri_sdk.runtime import stop_on_signals
 from akri_sdk.testing.fake_agent import REGISTRATION_SOCKET_NAME, FakeAgent
 
 __all__ = ["AgentOptions", "run_agent"]
@@ -177,12 +177,7 @@ async def _run(
     directory: Path,
     handlers: Sequence[DiscoveryHandler],
 ) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    if options.seconds is not None:
-        loop.call_later(options.seconds, stop.set)
+    stop = stop_on_signals(options.seconds)
     on_status: Coalesced | None = None
     if options.json:
         on_event: Callable[[Event], None] = JsonLines(sys.stdout, stop.set).emit

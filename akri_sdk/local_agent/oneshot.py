@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from akri_sdk.local_agent.events import Event, code_name
 from akri_sdk.local_agent.inprocess import serve_in_process
 from akri_sdk.local_agent.table import render_devices
 from akri_sdk.local_agent.view import device_fields
+from akri_sdk.runtime import stop_on_signals
 from akri_sdk.testing.fake_agent import DiscoverStream, FakeAgent
 
 __all__ = ["DiscoverOptions", "run_discover"]
@@ -124,12 +124,7 @@ async def _look(
 
 
 async def _discover(handler: DiscoveryHandler, options: DiscoverOptions) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    if options.seconds is not None:
-        loop.call_later(options.seconds, stop.set)
+    stop = stop_on_signals(options.seconds)
     directory = Path(tempfile.mkdtemp(prefix="akri-discover-", dir="/tmp"))
     handler_stop = asyncio.Event()
     printer = _Printer(handler, options)

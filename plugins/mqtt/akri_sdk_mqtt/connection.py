@@ -45,15 +45,7 @@ from akri_sdk_mqtt.events import (
     Subscribed,
 )
 
-__all__ = [
-    "BrokerConnection",
-    "BrokerEvent",
-    "Connected",
-    "ConnectionSettings",
-    "Disconnected",
-    "Message",
-    "Subscribed",
-]
+__all__ = ["BrokerConnection"]
 
 PAHO_LOGGER = "akri_sdk_mqtt.paho"
 

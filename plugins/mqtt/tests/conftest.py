@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from akri_sdk.testing.fake_agent import FakeAgent
 from mqtt_helpers import Broker, Pki, Publisher, Served, find_mosquitto
-
-# The testing kit's pytest plugin fixtures, under the names these tests use.
-
-
-@pytest.fixture
-def akri_dir(akri_socket_dir: Path) -> Path:
-    return akri_socket_dir
-
-
-@pytest.fixture
-def agent(akri_agent: FakeAgent) -> FakeAgent:
-    return akri_agent
 
 
 @pytest.fixture

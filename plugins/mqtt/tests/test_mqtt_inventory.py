@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from akri_sdk.details import decode_details
 
-from akri_sdk_mqtt.connection import Message
 from akri_sdk_mqtt.details import MqttDetails
+from akri_sdk_mqtt.events import Message
 from akri_sdk_mqtt.inventory import STATUS_SETTLE_SECONDS, DeviceInventory
 
 LIVENESS = (
